@@ -1,0 +1,162 @@
+"""The build driver: runs one task builder for one split and writes the split atomically.
+
+A task builder (`builders/tasks/<task>.py`) is a generator `build(ctx) -> Iterator[Example]` that
+yields examples (or finished `Record`s, for pass-through splits such as BLINK's) in a seeded random order and calls `ctx.reject(reason)` for every candidate a filter
+drops. The driver keeps the first `n`, renders and encodes them, shows a progress bar, and writes
+shards + manifest. If the builder runs dry first it stops with the per-filter rejection counts and
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from builders.imaging import UnreadableImage, load_image
+from builders.io import SplitWriter, split_dir
+from builders.manifest import SourceFingerprint, build_manifest, record_entry
+from builders.record import Example, Record, to_record
+from builders.registry import SPLITS, Registry, TaskSpec, load_registry
+from builders.splitting import assign_split, stable_int
+
+
+class InsufficientCandidates(RuntimeError):
+    """The filters left fewer candidates than requested."""
+
+
+class TaskBuilder(Protocol):
+    def __call__(self, ctx: BuildContext) -> Iterator[Example | Record]: ...
+
+
+class BuildContext:
+    """What a task builder may use: its spec and params, seeded randomness, the source root,
+    rejection counting, balanced answer placement and the source fingerprint."""
+
+    def __init__(self, spec: TaskSpec, split: str, source_root: Path, seed: int) -> None:
+        self.spec = spec
+        self.split = split
+        self.source_root = Path(source_root)
+        self.seed = seed
+        self.params: dict[str, Any] = spec.params
+        self.rejections: Counter = Counter()
+        self.fingerprint = SourceFingerprint(self.source_root)
+        self._answer_rng = self.rng("answers")
+        self._answer_block: list[int] = []
+
+    def rng(self, *keys: object) -> np.random.Generator:
+        """A generator fixed by (seed, task, split, keys), independent of every other stream."""
+        return np.random.default_rng(stable_int(self.seed, self.spec.name, self.split, *keys))
+
+    def shared_rng(self, *keys: object) -> np.random.Generator:
+        """Like `rng` but the same for every split (for split assignment of source items)."""
+        return np.random.default_rng(stable_int(self.seed, self.spec.name, "shared", *keys))
+
+    def reject(self, reason: str, count: int = 1) -> None:
+        self.rejections[reason] += count
+
+    def owns(self, key: object) -> bool:
+        """Whether source item `key` belongs to this split under `params.split_fractions`."""
+        return assign_split(key, self.params["split_fractions"], self.seed) == self.split
+
+    def answer_slot(self) -> int:
+        """The option index for the correct answer, drawn from shuffled blocks of all indices so
+        that letters stay balanced within one per letter. Call it only for an example that is
+        yielded (after all filters), or the balance drifts."""
+        if not self._answer_block:
+            self._answer_block = list(self._answer_rng.permutation(self.spec.num_options))
+        return int(self._answer_block.pop())
+
+    def letter(self, index: int) -> str:
+        return f"({self.spec.letters[index]})"
+
+    def note_source(self, path: Path, hash_content: bool = True) -> None:
+        self.fingerprint.add(path, hash_content)
+
+    def load_image(self, path: Path) -> Image.Image | None:
+        """Decode an image, or count it under its reason and return None."""
+        try:
+            img = load_image(path)
+        except UnreadableImage as exc:
+            self.reject(exc.reason)
+            return None
+        self.note_source(path, hash_content=False)
+        return img
+
+
+@dataclass
+class BuildRequest:
+    task: str
+    split: str
+    source_root: Path
+    out: Path
+    n: int | None = None
+    seed: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+
+def task_builder(spec: TaskSpec, split: str) -> TaskBuilder:
+    """The builder function for (task, split): BLINK pass-through for BLINK-tested test splits,
+    the task's own module otherwise."""
+    if split == "test" and spec.test_source == "blink":
+        module = importlib.import_module("builders.tasks.blink_test")
+    else:
+        module = importlib.import_module(f"builders.tasks.{spec.name}")
+    return module.build
+
+
+def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
+    """Build one split; returns the split folder."""
+    registry = registry or load_registry()
+    spec = registry.resolve(req.task)
+    if req.split not in SPLITS:
+        raise ValueError(f"unknown split {req.split!r}; choose one of {', '.join(SPLITS)}")
+    n = spec.size(req.split) if req.n is None else int(req.n)
+    if n <= 0:
+        raise ValueError(f"--n must be positive, got {n}")
+    seed = registry.defaults.seed if req.seed is None else int(req.seed)
+    d = registry.defaults
+    target = split_dir(req.out, spec.name, req.split)
+    builder = task_builder(spec, req.split)
+    ctx = BuildContext(spec, req.split, req.source_root, seed)
+    gen = builder(ctx)  # a generator: nothing is read before the first next()
+    writer = SplitWriter(target, d.shard_rows, req.overwrite)
+    entries = []
+    try:
+        bar = tqdm(total=n, desc=f"{spec.name}/{req.split}", unit="ex", disable=not req.progress)
+        with bar:
+            for example in gen:
+                record = example if isinstance(example, Record) else to_record(
+                    example, spec, req.split, len(entries) + 1, d.image_format, d.jpeg_quality
+                )
+                writer.add(record)
+                entries.append(record_entry(record))
+                bar.update(1)
+                if ctx.rejections:
+                    bar.set_postfix(rejected=sum(ctx.rejections.values()), refresh=False)
+                if len(entries) == n:
+                    break
+        gen.close()
+        if len(entries) < n:
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(ctx.rejections.items())) or "none"
+            raise InsufficientCandidates(
+                f"{spec.name}/{req.split}: only {len(entries)} of {n} requested examples could be "
+                f"built from {req.source_root}. Candidates rejected by filter: {detail}. "
+                f"Use --n {len(entries)} or add source data."
+            )
+        manifest = build_manifest(
+            spec, registry, req.split, seed, entries, ctx.rejections, ctx.fingerprint.digest(),
+            d.image_format,
+        )
+        return writer.commit(manifest)
+    except BaseException:
+        writer.abort()
+        raise

@@ -1,0 +1,85 @@
+"""The manifest of a built split: what was built, from what, and a hash of every image.
+
+Everything in it is a function of (registry, sources, seed, n, package version), never of the time
+or the machine, so two builds with one seed have byte-identical manifests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from builders.imaging import sha256_bytes
+from builders.record import Record
+from builders.registry import Registry, TaskSpec
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("livr-toolkit")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class SourceFingerprint:
+    """Accumulates the source files a build read: content hashes for metadata, sizes for images."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._entries: dict[str, str] = {}
+
+    def add(self, path: Path, hash_content: bool) -> None:
+        path = Path(path)
+        try:
+            rel = str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            rel = path.name
+        if rel in self._entries:
+            return
+        if hash_content:
+            self._entries[rel] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            self._entries[rel] = f"size:{path.stat().st_size}"
+
+    def digest(self) -> dict[str, Any]:
+        h = hashlib.sha256()
+        for rel in sorted(self._entries):
+            h.update(f"{rel}\t{self._entries[rel]}\n".encode())
+        return {"sha256": h.hexdigest(), "files": len(self._entries)}
+
+
+def record_entry(r: Record) -> dict[str, Any]:
+    return {"idx": r.idx, "answer": r.answer, "images": [sha256_bytes(b) for b in r.images]}
+
+
+def build_manifest(
+    spec: TaskSpec,
+    registry: Registry,
+    split: str,
+    seed: int,
+    entries: list[dict[str, Any]],
+    rejected: Counter,
+    fingerprint: dict[str, Any],
+    image_format: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    answers = Counter(e["answer"] for e in entries)
+    return {
+        "task": spec.name,
+        "split": split,
+        "n": len(entries),
+        "seed": seed,
+        "source": spec.source,
+        "tasks_toml_sha256": registry.sha256,
+        "package_version": package_version(),
+        "params": spec.params,
+        "image_format": image_format,
+        "source_fingerprint": fingerprint,
+        "rejected": dict(sorted(rejected.items())),
+        "answer_counts": dict(sorted(answers.items())),
+        "records": entries,
+        **(extra or {}),
+    }

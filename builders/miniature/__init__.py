@@ -1,0 +1,47 @@
+"""Miniature, format-exact copies of the raw datasets, generated in code for tests and the demo.
+
+Each module `builders/miniature/<source>.py` has `write(root, seed=0) -> Path`, which creates the
+dataset's top folder under `root` exactly as the real release lays it out and returns that folder.
+Nothing here is downloaded or committed; the same seed writes the same bytes.
+`write_all(root)` writes every source this version has a generator for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def synthetic_image(rng: np.random.Generator, width: int, height: int, shapes: int = 6) -> Image.Image:
+    """A textured image: a smooth random colour field plus random shapes, so crops differ,
+    JPEG behaves as on photos, and near-duplicate signals have something to see."""
+    low = rng.uniform(0, 255, size=(4, 4, 3)).astype(np.uint8)
+    base = Image.fromarray(low, "RGB").resize((width, height), Image.BICUBIC)
+    noise = rng.normal(0, 12, size=(height, width, 3))
+    arr = np.clip(np.asarray(base, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(shapes):
+        x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
+        w, h = rng.uniform(0.05, 0.35) * width, rng.uniform(0.05, 0.35) * height
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        box = (x0, y0, x0 + w, y0 + h)
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+    return img
+
+
+def sources() -> list[str]:
+    pkg = Path(__file__).parent
+    return sorted(m.name for m in pkgutil.iter_modules([str(pkg)]))
+
+
+def write(source: str, root: Path, seed: int = 0) -> Path:
+    return importlib.import_module(f"builders.miniature.{source}").write(Path(root), seed)
+
+
+def write_all(root: Path, seed: int = 0) -> dict[str, Path]:
+    return {s: write(s, root, seed) for s in sources()}

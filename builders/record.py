@@ -1,0 +1,139 @@
+"""The record format: BLINK's columns plus `task`, `split` and `source` (ARCHITECTURE.md).
+
+A task builder yields `Example`s (PIL images, answer, provenance); `to_record` turns one into a
+`Record` with the prompt, question and choices rendered from the registry and the images encoded.
+`ARROW_SCHEMA` is the Parquet schema, carrying Hugging Face `datasets` feature metadata so a built
+split loads with `datasets.load_dataset("parquet", ...)` exactly like BLINK (images decode to PIL).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+from PIL import Image
+
+from builders.imaging import encode_image
+from builders.registry import TaskSpec
+
+MAX_IMAGES = 4
+IMAGE_COLUMNS = tuple(f"image_{i}" for i in range(1, MAX_IMAGES + 1))
+COLUMNS = (
+    "idx", "question", "sub_task", *IMAGE_COLUMNS, "choices", "answer", "prompt",
+    "explanation", "task", "split", "source",
+)
+
+FEATURES = datasets.Features(
+    {
+        "idx": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "sub_task": datasets.Value("string"),
+        **{c: datasets.Image() for c in IMAGE_COLUMNS},
+        "choices": datasets.List(datasets.Value("string")),
+        "answer": datasets.Value("string"),
+        "prompt": datasets.Value("string"),
+        "explanation": datasets.Value("string"),
+        "task": datasets.Value("string"),
+        "split": datasets.Value("string"),
+        "source": datasets.Value("string"),
+    }
+)
+ARROW_SCHEMA = FEATURES.arrow_schema
+
+
+def canonical_json(obj: Any) -> str:
+    """Stable JSON: sorted keys, no whitespace, so equal provenance gives equal bytes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@dataclass
+class Example:
+    """What a task builder yields: rendered images in prompt order, the gold answer, provenance.
+
+    `answer` is "(A)".. for MCQ tasks and the integer as text for counting. `fields` fill the
+    `{name}` placeholders of the registry's prompt and question (e.g. {"object": "dog"}).
+    `source` is JSON-able provenance; it must contain `dataset` and `source_images` (every raw
+    image used, as a path relative to the source root: the cross-split and dedup checks key on
+    it) plus the geometry needed to audit the example.
+    """
+
+    images: list[Image.Image]
+    answer: str
+    source: dict[str, Any]
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Record:
+    """One row of a split, images already encoded."""
+
+    idx: str
+    question: str
+    sub_task: str
+    images: list[bytes]
+    choices: list[str]
+    answer: str
+    prompt: str
+    explanation: str
+    task: str
+    split: str
+    source: str
+
+    def to_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "idx": self.idx, "question": self.question, "sub_task": self.sub_task,
+        }
+        for i, col in enumerate(IMAGE_COLUMNS):
+            row[col] = {"bytes": self.images[i], "path": None} if i < len(self.images) else None
+        row.update(
+            choices=list(self.choices), answer=self.answer, prompt=self.prompt,
+            explanation=self.explanation, task=self.task, split=self.split, source=self.source,
+        )
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Record:
+        images = [row[c]["bytes"] for c in IMAGE_COLUMNS if row.get(c) is not None]
+        return cls(
+            idx=row["idx"], question=row["question"], sub_task=row["sub_task"], images=images,
+            choices=list(row["choices"]), answer=row["answer"], prompt=row["prompt"],
+            explanation=row.get("explanation") or "", task=row.get("task") or "",
+            split=row.get("split") or "", source=row.get("source") or "{}",
+        )
+
+    @property
+    def source_dict(self) -> dict[str, Any]:
+        return json.loads(self.source)
+
+
+def make_idx(spec: TaskSpec, split: str, n: int) -> str:
+    """BLINK's id form `<split>_<Config>_<n>`, n 1-based."""
+    return f"{split}_{spec.blink_config}_{n}"
+
+
+def to_record(
+    example: Example, spec: TaskSpec, split: str, n: int, image_format: str, quality: int
+) -> Record:
+    if not 1 <= len(example.images) <= MAX_IMAGES:
+        raise ValueError(f"{spec.name}: an example must have 1..{MAX_IMAGES} images, got {len(example.images)}")
+    if spec.answer_type == "mcq":
+        valid = [f"({x})" for x in spec.letters]
+        if example.answer not in valid:
+            raise ValueError(f"{spec.name}: answer {example.answer!r} is not one of {valid}")
+    elif not example.answer.isdigit():
+        raise ValueError(f"{spec.name}: open answer {example.answer!r} is not an integer")
+    return Record(
+        idx=make_idx(spec, split, n),
+        question=spec.render_question(**example.fields),
+        sub_task=spec.sub_task,
+        images=[encode_image(im, image_format, quality) for im in example.images],
+        choices=list(spec.choices),
+        answer=example.answer,
+        prompt=spec.render_prompt(**example.fields),
+        explanation="",
+        task=spec.name,
+        split=split,
+        source=canonical_json(example.source),
+    )

@@ -1,0 +1,72 @@
+"""Reader of COCO 2017 (images and instances annotations) for Jigsaw and Object Localization."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from pycocotools.coco import COCO
+
+from builders.sources import SourceLayoutError, locate
+
+NAME = "coco"
+IMAGE_DIRS = ("train2017", "val2017")
+LAYOUT = """\
+<coco_root>/
+  annotations/instances_train2017.json
+  annotations/instances_val2017.json
+  train2017/000000000009.jpg ...   (file name = image id, 12 digits)
+  val2017/000000000139.jpg ...
+"""
+
+
+@dataclass(frozen=True)
+class CocoImage:
+    folder: str  # "train2017" or "val2017"
+    path: Path
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
+    def rel(self) -> str:
+        return f"{self.folder}/{self.path.name}"
+
+
+def find_root(path: Path) -> Path:
+    root = locate(path, "train2017", ("coco", "coco2017")) or locate(path, "val2017", ("coco", "coco2017"))
+    if root is None:
+        raise SourceLayoutError(NAME, Path(path), "no train2017/ or val2017/ image folder", LAYOUT)
+    return root
+
+
+def list_images(root: Path) -> list[CocoImage]:
+    """Every JPEG of train2017 and val2017, in a stable (sorted) order."""
+    out = []
+    for folder in IMAGE_DIRS:
+        d = root / folder
+        if d.is_dir():
+            out.extend(CocoImage(folder, p) for p in sorted(d.glob("*.jpg")))
+    if not out:
+        raise SourceLayoutError(NAME, root, "no *.jpg images in train2017/ or val2017/", LAYOUT)
+    return out
+
+
+def load_instances(root: Path, folder: str) -> COCO | None:
+    """The instances annotations of one image folder, or None when the file is absent."""
+    ann = root / "annotations" / f"instances_{folder}.json"
+    if not ann.is_file():
+        return None
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress chatter
+        return COCO(str(ann))
+
+
+def instance_files(root: Path) -> list[tuple[str, Path]]:
+    found = [(f, root / "annotations" / f"instances_{f}.json") for f in IMAGE_DIRS]
+    found = [(f, p) for f, p in found if p.is_file()]
+    if not found:
+        raise SourceLayoutError(NAME, root, "no annotations/instances_*2017.json", LAYOUT)
+    return found

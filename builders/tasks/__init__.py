@@ -1,0 +1,1 @@
+"""One module per task: `build(ctx) -> Iterator[Example]` (see `builders.build`)."""

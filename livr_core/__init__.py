@@ -1,0 +1,1 @@
+"""livr_core package."""

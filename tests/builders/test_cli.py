@@ -1,0 +1,96 @@
+"""`build-task` behaviour on good and bad input: help, errors, overwrite protection, atomicity."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import builders.build as build_mod
+from builders.cli import main
+from builders.io import read_manifest, split_dir
+from builders.registry import get_task
+from builders.splitting import assign_split
+
+
+def test_help_explains_where_sources_go(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "annotations/instances_train2017.json" in out
+    for name in ("jigsaw", "visual_correspondence [hpatches]", "semantic_correspondence [spair]"):
+        assert name in out
+
+
+def test_unknown_task_lists_the_known_ones(capsys):
+    assert main(["jigsw", "--split", "train"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'jigsw'" in err and "jigsaw" in err and "hpatches" in err
+
+
+def test_missing_source_root_names_the_layout(tmp_path, capsys):
+    rc = main(["jigsaw", "--split", "train", "--source-root", str(tmp_path / "nope"),
+               "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "train2017" in err and "Expected layout" in err
+    assert not (tmp_path / "out" / "jigsaw" / "train").exists()
+
+
+def test_build_then_refuse_to_overwrite(mini_sources, tmp_path, capsys):
+    args = ["jigsaw", "--split", "val", "--source-root", str(mini_sources["coco"]),
+            "--out", str(tmp_path), "--n", "2", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 examples" in out and "answers:" in out
+    target = split_dir(tmp_path, "jigsaw", "val")
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    assert main(args + ["--seed", "3"]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert main(args + ["--seed", "3", "--overwrite"]) == 0
+    assert read_manifest(target)["seed"] == 3
+
+
+def test_too_few_candidates_reports_each_filter(mini_sources, tmp_path, capsys):
+    rc = main(["jigsaw", "--split", "val", "--source-root", str(mini_sources["coco"]),
+               "--out", str(tmp_path), "--n", "500", "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "only" in err and "of 500" in err and "rejected by filter" in err
+    assert not split_dir(tmp_path, "jigsaw", "val").exists()
+    assert not any(tmp_path.rglob("*.parquet"))
+
+
+def test_interrupted_build_leaves_no_split(mini_sources, tmp_path, monkeypatch):
+    real = build_mod.to_record
+    calls = {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(build_mod, "to_record", dying)
+    with pytest.raises(KeyboardInterrupt):
+        main(["jigsaw", "--split", "train", "--source-root", str(mini_sources["coco"]),
+              "--out", str(tmp_path), "--n", "4", "--no-progress"])
+    assert not split_dir(tmp_path, "jigsaw", "train").exists()
+    assert list((tmp_path / "jigsaw").iterdir()) == []
+
+
+def test_corrupt_image_is_skipped_and_counted(mini_sources, tmp_path):
+    src = tmp_path / "coco"
+    shutil.copytree(mini_sources["coco"], src)
+    fractions = get_task("jigsaw").params["split_fractions"]
+    owned = [p for p in sorted(src.glob("*2017/*.jpg")) if assign_split(p.stem, fractions, 42) == "train"]
+    for v in owned[:3]:
+        v.write_bytes(v.read_bytes()[:200])  # truncated JPEG
+    n = len(owned) - 3  # forces the builder to visit every owned image
+    assert main(["jigsaw", "--split", "train", "--source-root", str(src), "--out",
+                 str(tmp_path / "out"), "--n", str(n), "--no-progress"]) == 0
+    m = read_manifest(split_dir(tmp_path / "out", "jigsaw", "train"))
+    assert m["rejected"] == {"unreadable_image": 3}
+    assert m["n"] == n
