@@ -32,6 +32,10 @@ class InsufficientCandidates(RuntimeError):
     """The filters left fewer candidates than requested."""
 
 
+class BuilderMissing(LookupError):
+    """This version has no builder module for a (task, split)."""
+
+
 class TaskBuilder(Protocol):
     def __call__(self, ctx: BuildContext) -> Iterator[Example | Record]: ...
 
@@ -106,10 +110,13 @@ class BuildRequest:
 def task_builder(spec: TaskSpec, split: str) -> TaskBuilder:
     """The builder function for (task, split): BLINK pass-through for BLINK-tested test splits,
     the task's own module otherwise."""
-    if split == "test" and spec.test_source == "blink":
-        module = importlib.import_module("builders.tasks.blink_test")
-    else:
-        module = importlib.import_module(f"builders.tasks.{spec.name}")
+    name = "blink_test" if split == "test" and spec.test_source == "blink" else spec.name
+    try:
+        module = importlib.import_module(f"builders.tasks.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"builders.tasks.{name}":
+            raise
+        raise BuilderMissing(f"no builder module builders/tasks/{name}.py in this version") from exc
     return module.build
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from builders.build import BuildRequest, InsufficientCandidates, run_build
+from builders.build import BuilderMissing, BuildRequest, InsufficientCandidates, run_build
 from builders.io import SplitExistsError, read_manifest
 from builders.registry import SPLITS, RegistryError, TaskSpec, load_registry
 from builders.sources import SourceLayoutError
@@ -23,6 +23,16 @@ from builders.sources import SourceLayoutError
 def split_source(spec: TaskSpec, split: str) -> str:
     """The raw source a (task, split) reads: BLINK for BLINK-tested test splits."""
     return "blink" if split == "test" and spec.test_source == "blink" else spec.source
+
+
+def _source_root(given: Path | None, source: str, many: bool) -> Path:
+    """One task: the given folder (default data/<source>). `all`: the given folder holds the
+    datasets; `<folder>/<source>` is used when it exists, else the folder itself (each reader
+    also finds its dataset's usual top folder inside the path it gets)."""
+    if not many:
+        return given or Path("data") / source
+    base = given or Path("data")
+    return base / source if (base / source).is_dir() else base
 
 
 def _layout(source: str) -> str:
@@ -90,18 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             skipped.append(f"{spec.name}: has no {args.split} split")
             continue
         source = split_source(spec, args.split)
-        base = args.source_root or Path("data") / ("" if args.task == "all" else source)
-        root = base / source if args.task == "all" else base
+        root = _source_root(args.source_root, source, args.task == "all")
         req = BuildRequest(spec.name, args.split, root, args.out, args.n, args.seed,
                            args.overwrite, not args.no_progress)
         try:
             path = run_build(req, reg)
-        except SourceLayoutError as exc:
-            if args.task == "all":
-                skipped.append(f"{spec.name}: no {source} source at {root}")
-                continue
-            print(f"build-task: {exc}", file=sys.stderr)
-            return 2
+        except (SourceLayoutError, BuilderMissing) as exc:
+            if args.task != "all":
+                print(f"build-task: {exc}", file=sys.stderr)
+                return 2
+            why = exc if isinstance(exc, BuilderMissing) else f"no {source} source under {root}"
+            skipped.append(f"{spec.name}: {why}")
+            continue
         except (SplitExistsError, InsufficientCandidates, RegistryError, ValueError) as exc:
             print(f"build-task: {exc}", file=sys.stderr)
             failed = True
