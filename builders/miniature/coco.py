@@ -3,8 +3,9 @@
 Every image gets a large object whose polygon fills most of its box (passes the 15-50% area and
 >= 60% fill filters), a tiny object (fails the area filter), a thin diagonal object (fails the fill
 filter), a crowd object stored as uncompressed RLE (must be excluded) and, on every other image, a
-large object made of two polygons (multi-polygon masks must be handled). Categories use COCO's
-non-contiguous ids.
+large object made of two polygons (multi-polygon masks must be handled). Every third image also has
+a second qualifying object at a fixed place (localization keeps one example per image). Categories
+use COCO's non-contiguous ids.
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ def write(root: Path, seed: int = 0, per_split: dict[str, int] | None = None) ->
             m[H // 2 :, W // 2 :] = 1
             ann_id += 1
             anns.append(_ann(ann_id, image_id, 1, _uncompressed_rle(m), 1, W, H))
+            if k % 3 == 2:
+                # second qualifying object: box ~22% of the image, octagon fill ~90%
+                ann_id += 1
+                second = _poly_box(0.05 * W, 0.5 * H, 0.5 * W, 0.45 * H)
+                anns.append(_ann(ann_id, image_id, 18, [second], 0, W, H))
         doc = {"info": {"description": "LIVR miniature COCO", "version": "1.0", "year": 2017},
                "licenses": [{"id": 1, "name": "Attribution License", "url": ""}],
                "images": images, "annotations": anns, "categories": CATEGORIES}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +71,56 @@ def instance_files(root: Path) -> list[tuple[str, Path]]:
     if not found:
         raise SourceLayoutError(NAME, root, "no annotations/instances_*2017.json", LAYOUT)
     return found
+
+
+class CocoAnnotationError(ValueError):
+    """An instances file that cannot be used at all (not JSON, or missing a field COCO indexes)."""
+
+
+@dataclass(frozen=True, eq=False)
+class InstanceImage:
+    """One `images` row of an instances file, with the COCO index that holds its annotations."""
+
+    folder: str  # "train2017" or "val2017"
+    info: dict
+    index: COCO
+
+    @property
+    def image_id(self) -> int:
+        return int(self.info["id"])
+
+    @property
+    def rel(self) -> str:
+        return f"{self.folder}/{self.info['file_name']}"
+
+    def annotations(self) -> list[dict]:
+        """Its annotations in ascending annotation id, so selection does not depend on file order."""
+        return sorted(self.index.imgToAnns.get(self.image_id, []), key=lambda a: a["id"])
+
+
+def read_instances(path: Path) -> COCO:
+    """The COCO index of one instances file; a file unusable as a whole raises
+    `CocoAnnotationError` naming the file, the problem and the fix."""
+    fix = "re-extract annotations_trainval2017.zip into <coco_root>/annotations/"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress chatter
+            return COCO(str(path))
+    except json.JSONDecodeError as exc:
+        raise CocoAnnotationError(f"{path}: not valid JSON ({exc}); {fix}") from exc
+    except KeyError as exc:
+        raise CocoAnnotationError(
+            f"{path}: a row lacks the field {exc.args[0]!r} that every images/annotations/"
+            f"categories row must have; {fix}"
+        ) from exc
+    except (AssertionError, TypeError, AttributeError) as exc:
+        raise CocoAnnotationError(f"{path}: not a COCO instances file ({exc}); {fix}") from exc
+
+
+def instance_images(root: Path) -> list[InstanceImage]:
+    """Every image row of instances_train2017.json and instances_val2017.json (pooled), in
+    ascending (image id, folder) order."""
+    out = []
+    for folder, path in instance_files(root):
+        index = read_instances(path)
+        out.extend(InstanceImage(folder, info, index) for info in index.imgs.values())
+    return sorted(out, key=lambda im: (im.image_id, im.folder))
