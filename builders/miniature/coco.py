@@ -28,14 +28,12 @@ SIZES = [(640, 480), (480, 640), (640, 427)]
 
 def _uncompressed_rle(mask: np.ndarray) -> dict:
     """COCO's iscrowd=1 format: column-major run lengths starting with a background run."""
-    flat = mask.flatten(order="F").astype(np.uint8)
-    counts, prev, run = [], 0, 0
-    for v in flat:
-        if v != prev:
-            counts.append(run)
-            run, prev = 0, v
-        run += 1
-    counts.append(run)
+    flat = mask.flatten(order="F").astype(np.int8)
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], edges, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat[0] == 1:  # the format starts with a (possibly empty) background run
+        counts = [0] + counts
     return {"counts": [int(c) for c in counts], "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
