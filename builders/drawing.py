@@ -44,14 +44,25 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _label(draw: ImageDraw.ImageDraw, anchor_xy: tuple[float, float], text: str,
-           style: MarkerStyle, img_size: tuple[int, int], color=RED) -> None:
-    font = _font(style.font_size)
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font, stroke_width=style.stroke)
+def _text_box(draw: ImageDraw.ImageDraw, text: str, style: MarkerStyle,
+              anchor_xy: tuple[float, float], img_size: tuple[int, int]) -> tuple[float, ...]:
+    """Where `text` lands when its top-left is put at `anchor_xy`, kept inside the image."""
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=_font(style.font_size), stroke_width=style.stroke)
     w, h = x1 - x0, y1 - y0
-    x = min(max(anchor_xy[0], 0), img_size[0] - w) - x0
-    y = min(max(anchor_xy[1], 0), img_size[1] - h) - y0
-    draw.text((x, y), text, fill=color, font=font, stroke_width=style.stroke, stroke_fill=WHITE)
+    x = min(max(anchor_xy[0], 0), img_size[0] - w)
+    y = min(max(anchor_xy[1], 0), img_size[1] - h)
+    return (x, y, x + w, y + h, x0, y0)
+
+
+def _label(draw: ImageDraw.ImageDraw, box: tuple[float, ...], text: str, style: MarkerStyle,
+           color=RED) -> None:
+    x, y, _, _, ox, oy = box
+    draw.text((x - ox, y - oy), text, fill=color, font=_font(style.font_size),
+              stroke_width=style.stroke, stroke_fill=WHITE)
+
+
+def _overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 def _ring(draw: ImageDraw.ImageDraw, xy: Sequence[float], style: MarkerStyle, color=RED) -> None:
@@ -63,14 +74,29 @@ def _ring(draw: ImageDraw.ImageDraw, xy: Sequence[float], style: MarkerStyle, co
 
 
 def draw_points(img: Image.Image, points: Mapping[str, Sequence[float]]) -> Image.Image:
-    """Red circles at `points` (label -> (x, y)), each with its label beside it ("REF", "A"...)."""
+    """Red circles at `points` (label -> (x, y)), each with its label beside it ("REF", "A"...).
+
+    A label goes to the first of the four diagonal spots around its ring that covers no other
+    ring or label (the least-covering spot when none is free), so close candidates stay readable.
+    """
     out = img.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     style = MarkerStyle.for_image(out.size)
+    pad = style.radius + style.width
+    rings = {k: (xy[0] - pad, xy[1] - pad, xy[0] + pad, xy[1] + pad) for k, xy in points.items()}
+    placed: list[tuple[float, ...]] = []
     for label, xy in points.items():
         _ring(draw, xy, style)
-        _label(draw, (xy[0] + style.radius + style.width, xy[1] - style.radius - style.font_size),
-               label, style, out.size)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), label, font=_font(style.font_size), stroke_width=style.stroke)
+        w, h = x1 - x0, y1 - y0
+        spots = [(xy[0] + pad, xy[1] - pad - h), (xy[0] + pad, xy[1] + pad),
+                 (xy[0] - pad - w, xy[1] - pad - h), (xy[0] - pad - w, xy[1] + pad)]
+        obstacles = [r for k, r in rings.items() if k != label] + placed
+        boxes = [_text_box(draw, label, style, spot, out.size) for spot in spots]
+        costs = [sum(_overlap(b, o) for o in obstacles) + _overlap(b, rings[label]) for b in boxes]
+        best = boxes[costs.index(min(costs))]
+        _label(draw, best, label, style)
+        placed.append(best)
     return out
 
 
@@ -86,5 +112,5 @@ def draw_boxes(img: Image.Image, boxes: Mapping[str, Sequence[float]]) -> Image.
     style = MarkerStyle.for_image(out.size)
     for label, (x1, y1, x2, y2) in boxes.items():
         draw.rectangle((x1, y1, x2, y2), outline=RED, width=style.width)
-        _label(draw, (x1 + style.width, y1 + style.width), label, style, out.size)
+        _label(draw, _text_box(draw, label, style, (x1 + style.width, y1 + style.width), out.size), label, style)
     return out

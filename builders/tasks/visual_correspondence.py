@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from builders.build import BuildContext
-from builders.drawing import draw_points, draw_ref
+from builders.correspondence import correspondence_example
 from builders.geometry import inside, sample_separated_points, warp_points
 from builders.record import Example
 from builders.sources import hpatches
@@ -95,29 +95,16 @@ def _load_pair(ctx: BuildContext, seq: HSequence, i: int, j: int) -> tuple[Image
 
 def _example(ctx: BuildContext, seq: HSequence, i: int, j: int, H: np.ndarray,
              images: tuple[Image.Image, Image.Image], cand: Candidate) -> Example:
-    slot = ctx.answer_slot()
-    points = list(cand.distractors)
-    points.insert(slot, cand.true)
-    letters = ctx.spec.letters
-    candidates = {letters[k]: [float(x), float(y)] for k, (x, y) in enumerate(points)}
-    img_i, img_j = images
-    return Example(
-        images=[draw_ref(img_i, cand.ref), draw_points(img_j, candidates)],
-        answer=ctx.letter(slot),
-        source={
-            "dataset": hpatches.NAME,
-            "source_images": [seq.image_rel(i), seq.image_rel(j)],
-            "sequence": seq.name,
-            "kind": hpatches.KINDS[seq.kind],
-            "pair": [i, j],
-            "H_i_j": H.tolist(),
-            "image_sizes": {"source": list(img_i.size), "target": list(img_j.size)},
-            "ref": [float(cand.ref[0]), float(cand.ref[1])],
-            "candidates": candidates,
-            "answer": letters[slot],
-            "seed": ctx.seed,
-        },
-    )
+    source = {
+        "dataset": hpatches.NAME,
+        "source_images": [seq.image_rel(i), seq.image_rel(j)],
+        "sequence": seq.name,
+        "kind": hpatches.KINDS[seq.kind],
+        "pair": [i, j],
+        "H_i_j": H.tolist(),
+        "seed": ctx.seed,
+    }
+    return correspondence_example(ctx, images[0], images[1], cand.ref, cand.true, cand.distractors, source)
 
 
 def build(ctx: BuildContext) -> Iterator[Example]:
