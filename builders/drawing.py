@@ -73,30 +73,35 @@ def _ring(draw: ImageDraw.ImageDraw, xy: Sequence[float], style: MarkerStyle, co
     draw.ellipse((x - r, y - r, x + r, y + r), outline=color, width=style.width)
 
 
-def draw_points(img: Image.Image, points: Mapping[str, Sequence[float]]) -> Image.Image:
-    """Red circles at `points` (label -> (x, y)), each with its label beside it ("REF", "A"...).
-
-    A label goes to the first of the four diagonal spots around its ring that covers no other
-    ring or label (the least-covering spot when none is free), so close candidates stay readable.
-    """
-    out = img.convert("RGB").copy()
-    draw = ImageDraw.Draw(out)
-    style = MarkerStyle.for_image(out.size)
+def label_boxes(draw: ImageDraw.ImageDraw, size: tuple[int, int], points: Mapping[str, Sequence[float]],
+                style: MarkerStyle) -> dict[str, tuple[float, ...]]:
+    """Where each point's label goes: the first of the four diagonal spots around its ring that
+    covers no other ring or earlier label (the least-covering spot when none is free), so close
+    candidates stay readable. Boxes are (x1, y1, x2, y2, text offset x, text offset y)."""
     pad = style.radius + style.width
     rings = {k: (xy[0] - pad, xy[1] - pad, xy[0] + pad, xy[1] + pad) for k, xy in points.items()}
-    placed: list[tuple[float, ...]] = []
+    placed: dict[str, tuple[float, ...]] = {}
     for label, xy in points.items():
-        _ring(draw, xy, style)
         x0, y0, x1, y1 = draw.textbbox((0, 0), label, font=_font(style.font_size), stroke_width=style.stroke)
         w, h = x1 - x0, y1 - y0
         spots = [(xy[0] + pad, xy[1] - pad - h), (xy[0] + pad, xy[1] + pad),
                  (xy[0] - pad - w, xy[1] - pad - h), (xy[0] - pad - w, xy[1] + pad)]
-        obstacles = [r for k, r in rings.items() if k != label] + placed
-        boxes = [_text_box(draw, label, style, spot, out.size) for spot in spots]
+        obstacles = [r for k, r in rings.items() if k != label] + list(placed.values())
+        boxes = [_text_box(draw, label, style, spot, size) for spot in spots]
         costs = [sum(_overlap(b, o) for o in obstacles) + _overlap(b, rings[label]) for b in boxes]
-        best = boxes[costs.index(min(costs))]
-        _label(draw, best, label, style)
-        placed.append(best)
+        placed[label] = boxes[costs.index(min(costs))]
+    return placed
+
+
+def draw_points(img: Image.Image, points: Mapping[str, Sequence[float]]) -> Image.Image:
+    """Red circles at `points` (label -> (x, y)), each labelled beside it ("REF", "A"...)."""
+    out = img.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    style = MarkerStyle.for_image(out.size)
+    boxes = label_boxes(draw, out.size, points, style)
+    for label, xy in points.items():
+        _ring(draw, xy, style)
+        _label(draw, boxes[label], label, style)
     return out
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from builders.drawing import MarkerStyle, draw_boxes, draw_points
+from builders.drawing import MarkerStyle, _overlap, draw_boxes, draw_points, label_boxes
 
 
 def _red(img: Image.Image) -> np.ndarray:
@@ -26,16 +26,23 @@ def test_marker_sizes_scale_with_the_image():
 
 
 def test_labels_avoid_neighbouring_rings():
+    # B sits exactly where A's default (upper-right) label would go
     pts = {"A": (100.0, 100.0), "B": (118.0, 88.0), "C": (108.0, 118.0), "D": (60.0, 60.0)}
-    base = Image.new("RGB", (300, 200), (90, 90, 90))
-    rings_only = draw_points(base, {k: v for k, v in pts.items()})
-    style = MarkerStyle.for_image(base.size)
+    size = (300, 200)
+    style = MarkerStyle.for_image(size)
+    draw = ImageDraw.Draw(Image.new("RGB", size))
+    boxes = label_boxes(draw, size, pts, style)
     pad = style.radius + style.width
-    # every ring keeps most of its red outline visible: no label was written over it
-    for k, (x, y) in pts.items():
-        ring = _red(rings_only)[int(y - pad): int(y + pad) + 1, int(x - pad): int(x + pad) + 1]
-        alone = _red(draw_points(base, {k: (x, y)}))[int(y - pad): int(y + pad) + 1, int(x - pad): int(x + pad) + 1]
-        assert (ring & alone).sum() >= 0.75 * alone.sum(), k
+    for label, box in boxes.items():
+        for other, (x, y) in pts.items():
+            if other != label:
+                assert _overlap(box, (x - pad, y - pad, x + pad, y + pad)) == 0, (label, other)
+        for other, obox in boxes.items():
+            if other != label:
+                assert _overlap(box, obox) == 0, (label, other)
+        x, y = pts[label]
+        # the label stays next to its own ring
+        assert abs((box[0] + box[2]) / 2 - x) < 4 * pad and abs((box[1] + box[3]) / 2 - y) < 4 * pad
 
 
 def test_boxes_are_drawn_at_their_coordinates():
