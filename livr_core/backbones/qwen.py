@@ -1,0 +1,84 @@
+"""Qwen2.5-VL and Qwen3-VL: their adapter (M-RoPE positions) and Hub / local-directory loading.
+
+Owns `QwenVLAdapter`, `load_qwen_vl`, and the loading of Qwen-style processors that
+LLaVA-OneVision-1.5 shares (`load_pil_processor`, `image_processor_size`: the PIL image backend
+pinned, the pixel budget applied). Both families share the answers: `<|image_pad|>` is the image
+token, the model takes `pixel_values`, `image_grid_thw` and `mm_token_type_ids`, and position ids
+are 3D M-RoPE indices from `model.model.get_rope_index`, computed from the 2D padding mask.
+Passing them explicitly is required whenever a 4D mask is used (the model would otherwise try to
+derive them from the 4D mask and crash), and `mm_token_type_ids` must be given (Qwen2.5-VL
+silently falls back to 1D positions without it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoImageProcessor, AutoProcessor
+
+from livr_core.backbones.base import BackboneAdapter, LoadOptions, unwrap
+
+
+class QwenVLAdapter(BackboneAdapter):
+    """Qwen2.5-VL / Qwen3-VL: M-RoPE position ids over image grids."""
+
+    model_input_names = ("pixel_values", "image_grid_thw", "mm_token_type_ids")
+
+    def position_ids(
+        self,
+        model: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        model_inputs: Mapping[str, Any],
+    ) -> torch.Tensor:
+        """(3, B, L) M-RoPE positions; text after an image continues at start + max(h, w)/merge."""
+        positions, _ = unwrap(model).model.get_rope_index(
+            input_ids,
+            mm_token_type_ids=model_inputs["mm_token_type_ids"],
+            image_grid_thw=model_inputs.get("image_grid_thw"),
+            attention_mask=attention_mask,
+        )
+        return positions
+
+
+def image_processor_size(current: Mapping[str, int], options: LoadOptions) -> dict[str, int] | None:
+    """The Qwen image-processor `size` for the options' pixel budget (None: keep `current`).
+
+    Despite their names, `shortest_edge` / `longest_edge` are pixel counts (min / max pixels).
+    """
+    if options.min_pixels is None and options.max_pixels is None:
+        return None
+    return {
+        "shortest_edge": options.min_pixels or current["shortest_edge"],
+        "longest_edge": options.max_pixels or current["longest_edge"],
+    }
+
+
+def load_pil_processor(source: str, options: LoadOptions, trust_remote_code: bool = False) -> Any:
+    """The checkpoint's processor with the PIL image backend pinned and the options' pixel budget.
+
+    The PIL and torchvision backends resize to different pixel values, so training and evaluation
+    must use the same one; `AutoProcessor` alone would pick torchvision when it is installed.
+    """
+    remote = {"trust_remote_code": True} if trust_remote_code else {}
+    image_processor = AutoImageProcessor.from_pretrained(source, backend="pil", **remote)
+    size = image_processor_size(image_processor.size, options)
+    if size is not None:
+        image_processor = AutoImageProcessor.from_pretrained(
+            source, backend="pil", size=size, **remote
+        )
+    return AutoProcessor.from_pretrained(source, image_processor=image_processor, **remote)
+
+
+def load_qwen_vl(model_class: type, source: str, options: LoadOptions) -> tuple[nn.Module, Any]:
+    """Load a Qwen-VL checkpoint (Hub id or local directory) and its processor."""
+    processor = load_pil_processor(source, options)
+    model = model_class.from_pretrained(
+        source, dtype=options.dtype, attn_implementation=options.attn_implementation
+    )
+    if options.device is not None:
+        model = model.to(options.device)
+    return model, processor

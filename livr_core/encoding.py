@@ -1,0 +1,193 @@
+"""Chat encoding of one sample (images + prompt + answer) with latent tokens, and batch collation.
+
+Owns `Sample`, `EncodingConfig`, `Encoded`, `Batch` and `Encoder`.
+
+A sample becomes one user turn holding its images first, in order, then the prompt text (as
+BLINK does), with the K latent tokens at the end of the user turn, right after the prompt (or,
+as an ablation, right before it); then the assistant turn holding the answer and the end-of-turn
+token. The backbone's own processor renders the chat template and expands each image
+placeholder into the image's tokens (Qwen: one per 2x2 patch merge of the resized image; LLaVA:
+one per patch); images over the processor's pixel budget are resized by its rules.
+
+Per position the encoder records:
+* `labels`: -100 everywhere except the answer tokens and the end-of-turn token after them;
+* `token_types` (`TokenType`): IMAGE for image placeholders, LATENT for latents, ANSWER for the
+  supervised answer part, TEXT for the rest;
+and the processor's image tensors (`pixel_values`, `image_grid_thw` for Qwen).
+
+`Encoder.collate` pads a list of encodings to a `Batch` (right padding by default; the 2D
+padding mask is `attention_mask`) and concatenates the image tensors along dim 0, which is the
+batch layout of both Qwen (patches x features, one grid row per image) and LLaVA (images x C x
+H x W). A sequence longer than `max_length` raises a ValueError naming the example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import torch
+from PIL import Image
+
+from livr_core.backbones.base import Backbone
+from livr_core.latents import LatentTokens
+from livr_core.token_types import TokenType
+
+IGNORE_INDEX = -100  # label value the cross-entropy skips
+
+
+@dataclass
+class Sample:
+    """One example: images in prompt order, the prompt text, the answer text (None at inference)."""
+
+    images: list[Image.Image]
+    prompt: str
+    answer: str | None = None
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    max_length: int = 8192  # tokens; longer sequences are an error, never silently truncated
+    latent_position: Literal["after_prompt", "before_prompt"] = "after_prompt"  # paper: after
+
+
+@dataclass
+class Encoded:
+    """One encoded sample (1D tensors of length L)."""
+
+    id: str
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    token_types: torch.Tensor
+    vision: dict[str, torch.Tensor]  # the processor's image tensors for this sample
+    prompt_length: int  # tokens up to and including the assistant-turn header
+
+
+@dataclass
+class Batch:
+    """A padded batch ([B, L] tensors) plus the concatenated image tensors."""
+
+    ids: list[str]
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor  # 2D padding mask, 1 = real token
+    labels: torch.Tensor
+    token_types: torch.Tensor
+    vision: dict[str, torch.Tensor]  # image tensors of all rows, concatenated along dim 0
+    prompt_lengths: torch.Tensor  # [B] real (unpadded) prompt tokens per row
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = {
+            name: getattr(self, name).to(device)
+            for name in ("input_ids", "attention_mask", "labels", "token_types", "prompt_lengths")
+        }
+        vision = {k: v.to(device) for k, v in self.vision.items()}
+        return replace(self, vision=vision, **move)
+
+
+class Encoder:
+    """Encodes samples for one backbone and one set of latent tokens (None: no latents)."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        latents: LatentTokens | None = None,
+        config: EncodingConfig = EncodingConfig(),
+    ) -> None:
+        self.processor = backbone.processor
+        self.tokenizer = backbone.tokenizer
+        self.latents = latents
+        self.config = config
+        self.image_ids = torch.tensor(backbone.adapter.image_token_ids(backbone.model))
+        self.latent_ids = torch.tensor(latents.ids if latents else [], dtype=torch.long)
+        self.end_of_turn_id = int(
+            self.tokenizer.convert_tokens_to_ids(backbone.adapter.end_of_turn)
+        )
+
+    def messages(self, sample: Sample) -> list[dict[str, Any]]:
+        """The user turn: images in order, then the prompt with the latents placed as configured."""
+        text = sample.prompt
+        if self.latents is not None:
+            if self.config.latent_position == "after_prompt":
+                text = text + self.latents.sequence
+            else:
+                text = self.latents.sequence + text
+        content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
+        return [{"role": "user", "content": content}]
+
+    def encode(self, sample: Sample, with_answer: bool = True) -> Encoded:
+        """Ids, labels and token types of one sample; `with_answer=False` stops at the prompt."""
+        rendered = self.processor.apply_chat_template(
+            self.messages(sample), tokenize=False, add_generation_prompt=True
+        )
+        prompt = self.processor(
+            text=[rendered],
+            images=list(sample.images) or None,
+            return_tensors="pt",
+            add_special_tokens=False,  # the template already holds every special token
+        )
+        prompt_ids = prompt["input_ids"][0]
+        vision = {
+            k: v
+            for k, v in prompt.items()
+            if k not in ("input_ids", "attention_mask", "mm_token_type_ids")
+        }
+        answer_ids = torch.empty(0, dtype=torch.long)
+        if with_answer:
+            if sample.answer is None:
+                raise ValueError(f"example {sample.id!r} has no answer to encode")
+            tokens = self.tokenizer(sample.answer, add_special_tokens=False)["input_ids"]
+            answer_ids = torch.tensor([*tokens, self.end_of_turn_id], dtype=torch.long)
+        input_ids = torch.cat([prompt_ids, answer_ids])
+        if len(input_ids) > self.config.max_length:
+            raise ValueError(
+                f"example {sample.id!r} encodes to {len(input_ids)} tokens, more than "
+                f"max_length={self.config.max_length}; lower the image pixel budget or raise "
+                "max_length"
+            )
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
+        labels[len(prompt_ids) :] = answer_ids
+        token_types = torch.full_like(input_ids, int(TokenType.TEXT))
+        token_types[torch.isin(input_ids, self.image_ids)] = int(TokenType.IMAGE)
+        token_types[torch.isin(input_ids, self.latent_ids)] = int(TokenType.LATENT)
+        token_types[len(prompt_ids) :] = int(TokenType.ANSWER)
+        return Encoded(
+            id=sample.id,
+            input_ids=input_ids,
+            labels=labels,
+            token_types=token_types,
+            vision=vision,
+            prompt_length=len(prompt_ids),
+        )
+
+    def collate(
+        self, items: Sequence[Encoded], padding_side: Literal["right", "left"] = "right"
+    ) -> Batch:
+        """Pad encodings to one batch; image tensors are concatenated in sample order."""
+        length = max(len(e.input_ids) for e in items)
+
+        def pad(values: list[torch.Tensor], fill: int) -> torch.Tensor:
+            out = torch.full((len(values), length), fill, dtype=torch.long)
+            for row, v in zip(out, values):
+                if padding_side == "right":
+                    row[: len(v)] = v
+                else:
+                    row[length - len(v) :] = v
+            return out
+
+        vision_keys = dict.fromkeys(k for e in items for k in e.vision)
+        return Batch(
+            ids=[e.id for e in items],
+            input_ids=pad([e.input_ids for e in items], self.tokenizer.pad_token_id),
+            attention_mask=pad([torch.ones_like(e.input_ids) for e in items], 0),
+            labels=pad([e.labels for e in items], IGNORE_INDEX),
+            token_types=pad([e.token_types for e in items], int(TokenType.TEXT)),
+            vision={
+                k: torch.cat([e.vision[k] for e in items if k in e.vision]) for k in vision_keys
+            },
+            prompt_lengths=torch.tensor([e.prompt_length for e in items]),
+        )
+
+    def __call__(self, samples: Sequence[Sample], with_answer: bool = True) -> Batch:
+        return self.collate([self.encode(s, with_answer) for s in samples])
