@@ -51,6 +51,7 @@ class BuildContext:
         self.seed = seed
         self.params: dict[str, Any] = spec.params
         self.rejections: Counter = Counter()
+        self.warnings: Counter = Counter()
         self.fingerprint = SourceFingerprint(self.source_root)
         self._answer_rng = self.rng("answers")
         self._answer_block: list[int] = []
@@ -65,6 +66,10 @@ class BuildContext:
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.rejections[reason] += count
+
+    def warn(self, reason: str, count: int = 1) -> None:
+        """Count something odd about a KEPT candidate (e.g. a stale source checksum)."""
+        self.warnings[reason] += count
 
     def owns(self, key: object) -> bool:
         """Whether source item `key` belongs to this split under `params.split_fractions`."""
@@ -161,7 +166,7 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
             )
         manifest = build_manifest(
             spec, registry, req.split, seed, entries, ctx.rejections, ctx.fingerprint.digest(),
-            d.image_format,
+            d.image_format, ctx.warnings,
         )
         return writer.commit(manifest)
     except BaseException:

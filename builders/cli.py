@@ -82,7 +82,8 @@ def _summary(path: Path) -> str:
     m = read_manifest(path)
     rej = ", ".join(f"{k} {v}" for k, v in m["rejected"].items()) or "none"
     ans = ", ".join(f"{k} {v}" for k, v in m["answer_counts"].items())
-    return f"{path}: {m['n']} examples; answers: {ans}; rejected candidates: {rej}"
+    warn = "".join(f"; warning: {k} x{v}" for k, v in m.get("warnings", {}).items())
+    return f"{path}: {m['n']} examples; answers: {ans}; rejected candidates: {rej}{warn}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,8 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.task != "all":
                 print(f"build-task: {exc}", file=sys.stderr)
                 return 2
-            why = exc if isinstance(exc, BuilderMissing) else f"no {source} source under {root}"
-            skipped.append(f"{spec.name}: {why}")
+            skipped.append(f"{spec.name}: {str(exc).splitlines()[0]}")
             continue
         except (SplitExistsError, InsufficientCandidates, RegistryError, ValueError) as exc:
             print(f"build-task: {exc}", file=sys.stderr)

@@ -64,6 +64,7 @@ def build_manifest(
     rejected: Counter,
     fingerprint: dict[str, Any],
     image_format: str,
+    warnings: Counter | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     answers = Counter(e["answer"] for e in entries)
@@ -79,6 +80,7 @@ def build_manifest(
         "image_format": image_format,
         "source_fingerprint": fingerprint,
         "rejected": dict(sorted(rejected.items())),
+        "warnings": dict(sorted((warnings or Counter()).items())),
         "answer_counts": dict(sorted(answers.items())),
         "records": entries,
         **(extra or {}),

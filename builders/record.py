@@ -67,7 +67,8 @@ class Example:
 
 @dataclass
 class Record:
-    """One row of a split, images already encoded."""
+    """One row of a split, images already encoded (`image_paths`: the image structs' optional
+    `path` values, kept so pass-through rows such as BLINK's round-trip exactly)."""
 
     idx: str
     question: str
@@ -80,13 +81,15 @@ class Record:
     task: str
     split: str
     source: str
+    image_paths: list[str | None] | None = None
 
     def to_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {
             "idx": self.idx, "question": self.question, "sub_task": self.sub_task,
         }
+        paths = self.image_paths or [None] * len(self.images)
         for i, col in enumerate(IMAGE_COLUMNS):
-            row[col] = {"bytes": self.images[i], "path": None} if i < len(self.images) else None
+            row[col] = {"bytes": self.images[i], "path": paths[i]} if i < len(self.images) else None
         row.update(
             choices=list(self.choices), answer=self.answer, prompt=self.prompt,
             explanation=self.explanation, task=self.task, split=self.split, source=self.source,
@@ -95,12 +98,15 @@ class Record:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Record:
-        images = [row[c]["bytes"] for c in IMAGE_COLUMNS if row.get(c) is not None]
+        present = [row[c] for c in IMAGE_COLUMNS if row.get(c) is not None]
+        images = [im["bytes"] for im in present]
+        paths = [im.get("path") for im in present]
         return cls(
             idx=row["idx"], question=row["question"], sub_task=row["sub_task"], images=images,
             choices=list(row["choices"]), answer=row["answer"], prompt=row["prompt"],
             explanation=row.get("explanation") or "", task=row.get("task") or "",
             split=row.get("split") or "", source=row.get("source") or "{}",
+            image_paths=paths if any(p is not None for p in paths) else None,
         )
 
     @property

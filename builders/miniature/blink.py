@@ -1,0 +1,70 @@
+"""Miniature BLINK: `BLINK/<Config>/{val,test}-00000-of-00001.parquet` for every config a task
+tests on (tasks.toml `test_source = "blink"`), with BLINK's 11 columns and HF feature metadata.
+
+Per config: 5 val rows (answers cycling through the config's letters) and 2 test rows (answer
+"hidden", as published). Rows carry the exact prompt texts (tasks.toml holds BLINK's), the real
+number of images per config as JPEG structs `{bytes, path}` (unused slots null), and details a
+pass-through must not lose: the first val row's image_1 has a `path`, the second an explanation,
+and Object_Localization rows name different objects.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from builders.miniature import synthetic_image
+from builders.record import FEATURES, IMAGE_COLUMNS
+from builders.registry import load_registry
+from builders.sources.blink import BLINK_COLUMNS
+
+TOP = "BLINK"
+VAL_ROWS = 5
+TEST_ROWS = 2
+IMAGES_PER_ROW = {"Art_Style": 3, "Jigsaw": 3, "Visual_Similarity": 3,
+                  "Semantic_Correspondence": 2, "Object_Localization": 1, "Relative_Reflectance": 1}
+OBJECTS = ("knife", "dog", "umbrella", "traffic light", "cup", "bicycle", "bed")
+SCHEMA = datasets.Features({c: FEATURES[c] for c in BLINK_COLUMNS}).arrow_schema
+
+
+def _jpeg(rng: np.random.Generator) -> bytes:
+    img = synthetic_image(rng, int(rng.integers(64, 201)), int(rng.integers(64, 161)), shapes=3)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def write(root: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    top = Path(root) / TOP
+    specs = [s for s in load_registry().tasks.values() if s.test_source == "blink"]
+    for spec in specs:
+        config = spec.blink_config
+        (top / config).mkdir(parents=True, exist_ok=True)
+        for split, n in (("val", VAL_ROWS), ("test", TEST_ROWS)):
+            rows = []
+            for i in range(n):
+                idx = f"{split}_{config}_{i + 1}"
+                fields = {"object": OBJECTS[int(rng.integers(len(OBJECTS)))]}
+                k = IMAGES_PER_ROW[config]
+                images = [{"bytes": _jpeg(rng), "path": None} for _ in range(k)]
+                if split == "val" and i == 0:
+                    images[0]["path"] = f"{idx}_1.jpg"
+                rows.append({
+                    "idx": idx,
+                    "question": spec.render_question(**fields),
+                    "sub_task": spec.sub_task,
+                    **{c: images[j] if j < k else None for j, c in enumerate(IMAGE_COLUMNS)},
+                    "choices": list(spec.choices),
+                    "answer": f"({spec.letters[i % spec.num_options]})" if split == "val" else "hidden",
+                    "prompt": spec.render_prompt(**fields),
+                    "explanation": "Kept verbatim by the pass-through." if i == 1 else "",
+                })
+            pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA),
+                           top / config / f"{split}-00000-of-00001.parquet")
+    return top
