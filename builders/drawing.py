@@ -44,14 +44,21 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _text_box(draw: ImageDraw.ImageDraw, text: str, style: MarkerStyle,
-              anchor_xy: tuple[float, float], img_size: tuple[int, int]) -> tuple[float, ...]:
+@lru_cache(maxsize=256)
+def _text_extent(text: str, font_size: int, stroke: int) -> tuple[int, int, int, int]:
+    """(width, height, x offset, y offset) of rendered `text`; cached, labels repeat constantly."""
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=_font(font_size), stroke_width=stroke)
+    return x1 - x0, y1 - y0, x0, y0
+
+
+def _text_box(text: str, style: MarkerStyle, anchor_xy: tuple[float, float],
+              img_size: tuple[int, int]) -> tuple[float, ...]:
     """Where `text` lands when its top-left is put at `anchor_xy`, kept inside the image."""
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=_font(style.font_size), stroke_width=style.stroke)
-    w, h = x1 - x0, y1 - y0
+    w, h, ox, oy = _text_extent(text, style.font_size, style.stroke)
     x = min(max(anchor_xy[0], 0), img_size[0] - w)
     y = min(max(anchor_xy[1], 0), img_size[1] - h)
-    return (x, y, x + w, y + h, x0, y0)
+    return (x, y, x + w, y + h, ox, oy)
 
 
 def _label(draw: ImageDraw.ImageDraw, box: tuple[float, ...], text: str, style: MarkerStyle,
@@ -73,7 +80,7 @@ def _ring(draw: ImageDraw.ImageDraw, xy: Sequence[float], style: MarkerStyle, co
     draw.ellipse((x - r, y - r, x + r, y + r), outline=color, width=style.width)
 
 
-def label_boxes(draw: ImageDraw.ImageDraw, size: tuple[int, int], points: Mapping[str, Sequence[float]],
+def label_boxes(size: tuple[int, int], points: Mapping[str, Sequence[float]],
                 style: MarkerStyle) -> dict[str, tuple[float, ...]]:
     """Where each point's label goes: the first of the four diagonal spots around its ring that
     covers no other ring or earlier label (the least-covering spot when none is free), so close
@@ -82,12 +89,11 @@ def label_boxes(draw: ImageDraw.ImageDraw, size: tuple[int, int], points: Mappin
     rings = {k: (xy[0] - pad, xy[1] - pad, xy[0] + pad, xy[1] + pad) for k, xy in points.items()}
     placed: dict[str, tuple[float, ...]] = {}
     for label, xy in points.items():
-        x0, y0, x1, y1 = draw.textbbox((0, 0), label, font=_font(style.font_size), stroke_width=style.stroke)
-        w, h = x1 - x0, y1 - y0
+        w, h, _, _ = _text_extent(label, style.font_size, style.stroke)
         spots = [(xy[0] + pad, xy[1] - pad - h), (xy[0] + pad, xy[1] + pad),
                  (xy[0] - pad - w, xy[1] - pad - h), (xy[0] - pad - w, xy[1] + pad)]
         obstacles = [r for k, r in rings.items() if k != label] + list(placed.values())
-        boxes = [_text_box(draw, label, style, spot, size) for spot in spots]
+        boxes = [_text_box(label, style, spot, size) for spot in spots]
         costs = [sum(_overlap(b, o) for o in obstacles) + _overlap(b, rings[label]) for b in boxes]
         placed[label] = boxes[costs.index(min(costs))]
     return placed
@@ -98,7 +104,7 @@ def draw_points(img: Image.Image, points: Mapping[str, Sequence[float]]) -> Imag
     out = img.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     style = MarkerStyle.for_image(out.size)
-    boxes = label_boxes(draw, out.size, points, style)
+    boxes = label_boxes(out.size, points, style)
     for label, xy in points.items():
         _ring(draw, xy, style)
         _label(draw, boxes[label], label, style)
@@ -117,5 +123,5 @@ def draw_boxes(img: Image.Image, boxes: Mapping[str, Sequence[float]]) -> Image.
     style = MarkerStyle.for_image(out.size)
     for label, (x1, y1, x2, y2) in boxes.items():
         draw.rectangle((x1, y1, x2, y2), outline=RED, width=style.width)
-        _label(draw, _text_box(draw, label, style, (x1 + style.width, y1 + style.width), out.size), label, style)
+        _label(draw, _text_box(label, style, (x1 + style.width, y1 + style.width), out.size), label, style)
     return out

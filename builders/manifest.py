@@ -30,8 +30,13 @@ class SourceFingerprint:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._entries: dict[str, str] = {}
+        self._seen: set[str] = set()
 
     def add(self, path: Path, hash_content: bool) -> None:
+        key = str(path)
+        if key in self._seen:  # builders note the same file once per use; resolve() is slow
+            return
+        self._seen.add(key)
         path = Path(path)
         try:
             rel = str(path.resolve().relative_to(self.root.resolve()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from builders.drawing import MarkerStyle, _overlap, draw_boxes, draw_points, label_boxes
 
@@ -30,8 +30,7 @@ def test_labels_avoid_neighbouring_rings():
     pts = {"A": (100.0, 100.0), "B": (118.0, 88.0), "C": (108.0, 118.0), "D": (60.0, 60.0)}
     size = (300, 200)
     style = MarkerStyle.for_image(size)
-    draw = ImageDraw.Draw(Image.new("RGB", size))
-    boxes = label_boxes(draw, size, pts, style)
+    boxes = label_boxes(size, pts, style)
     pad = style.radius + style.width
     for label, box in boxes.items():
         for other, (x, y) in pts.items():
