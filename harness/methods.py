@@ -1,0 +1,200 @@
+"""The methods a table compares: zero-shot, direct SFT, LIVR and every ablation of the paper.
+
+Owns `MethodSpec`, `METHODS` (every named method with its defaults, in one place), `get_method`
+and `scale_epochs`. A method says WHAT is trained and how (latents, masks, schedule, fine-tuning
+mode); HOW to train it is `livr_core`'s job (part 2's executor reads these fields). Mask variants
+are named by `livr_core.masks.MaskVariant` member names (a test keeps them in step), so this
+module needs neither torch nor livr_core.
+
+Interpretations (the paper is short on some ablations; PROTOCOL.md section 1):
+* latents only: LIVR without stage 1, i.e. schedule (0, 10); it is also Table 4(b)'s (0,10) row.
+* mask only: no latents; stage 1 trains under MASK_ONLY (answer -> image barred, the prompt keeps
+  image access), stage 2 causal; LIVR's (4, 6) schedule.
+* input image twice: direct SFT (LoRA, 10 epochs, causal, no latents) whose input gives each
+  image's tokens twice in a row ("we concatenate two copies of the same image tokens at both
+  training and inference", Sec. 4.4.2), a control for extra visual compute.
+* prompt tuning: K = 16 soft tokens where LIVR puts its latents (after the prompt; Lester et al.
+  prepend them, we keep LIVR's slot so that only the training differs), and ONLY their embedding
+  rows are trained (no LoRA) with no bottleneck stage: 10 causal epochs at the paper's lr.
+* Mirage comparison: full fine-tuning of the language model (latent rows trained too), K = 4,
+  10 + 10 epochs, lr 1e-5; the paper names no checkpoint rule for it, so the general one ("for
+  all runs, we select checkpoints by highest validation accuracy") applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+Finetune = Literal["none", "lora", "full", "latent_rows"]
+LatentPosition = Literal["after_prompt", "before_prompt"]
+Checkpoint = Literal["best", "final"]
+
+MASK_VARIANTS = ("CAUSAL", "BOTTLENECK", "ANSWER_ONLY", "BOTTLENECK_LATENTS_NO_PROMPT", "MASK_ONLY")
+FINETUNE_MODES = ("none", "lora", "full", "latent_rows")
+
+
+class MethodError(ValueError):
+    """An unknown method name or an inconsistent method definition."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method. Defaults are the paper's LIVR protocol (PROTOCOL.md section 1)."""
+
+    name: str
+    label: str  # row label in reports
+    description: str
+    finetune: Finetune = "lora"  # paper: LoRA r16/a32 on the LM only; "none" = zero-shot
+    latents: int | None = None  # K latent tokens; None = no latents (SFT, baselines)
+    latent_position: LatentPosition = "after_prompt"  # paper: Q' = Q + L
+    shared_latents: bool = False  # ablation: one embedding repeated K times
+    stage1_mask: str | None = None  # MaskVariant member name of stage 1; None = no stage 1
+    epochs: tuple[int, int] = (0, 10)  # (stage 1, stage 2); stage 2 is always causal
+    lr: float = 1e-4  # paper AdamW lr (Mirage comparison: 1e-5)
+    image_twice: bool = False  # ablation: the images are given twice
+    checkpoint: Checkpoint = "best"  # paper: best validation accuracy (Table 2: final, its config)
+
+    def __post_init__(self) -> None:
+        where = f"method {self.name!r}"
+        if self.finetune not in FINETUNE_MODES:
+            raise MethodError(f"{where}: finetune must be one of {', '.join(FINETUNE_MODES)}")
+        if self.stage1_mask is not None and self.stage1_mask not in MASK_VARIANTS:
+            raise MethodError(f"{where}: stage1_mask must be one of {', '.join(MASK_VARIANTS)}")
+        if self.latents is not None and self.latents < 1:
+            raise MethodError(f"{where}: latents must be >= 1 or None")
+        if len(self.epochs) != 2 or min(self.epochs) < 0:
+            raise MethodError(f"{where}: epochs must be two integers >= 0 (stage 1, stage 2)")
+        if self.finetune == "none" and sum(self.epochs):
+            raise MethodError(f"{where}: an untrained method cannot have epochs")
+        if self.finetune != "none" and not sum(self.epochs):
+            raise MethodError(f"{where}: a trained method needs at least one epoch")
+        if (self.epochs[0] > 0) != (self.stage1_mask is not None):
+            raise MethodError(f"{where}: stage-1 epochs need a stage1_mask and vice versa")
+        if self.stage1_mask == "MASK_ONLY" and self.latents is not None:
+            raise MethodError(f"{where}: MASK_ONLY is the no-latent ablation")
+        if self.finetune == "latent_rows" and self.latents is None:
+            raise MethodError(f"{where}: latent_rows fine-tuning needs latents")
+
+    @property
+    def trained(self) -> bool:
+        return self.finetune != "none"
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(self.epochs)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change results (no name, label or description): part of a cell's hash."""
+        cosmetic = {"name", "label", "description"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in cosmetic}
+        out["epochs"] = list(self.epochs)
+        return out
+
+    def with_changes(self, **changes: Any) -> MethodSpec:
+        """A copy with fields replaced; unknown field names list the valid ones."""
+        valid = [f.name for f in fields(self) if f.name != "name"]
+        unknown = sorted(set(changes) - set(valid))
+        if unknown:
+            raise MethodError(
+                f"unknown method field(s) {', '.join(unknown)} for {self.name!r}; "
+                f"valid fields: {', '.join(valid)}"
+            )
+        if "epochs" in changes:
+            changes["epochs"] = tuple(int(e) for e in changes["epochs"])
+        return replace(self, **changes)
+
+
+# --- the method table ---------------------------------------------------------------------------
+
+ZERO_SHOT = MethodSpec(
+    "zero_shot", "Zero-shot", "the backbone as released, standard mask",
+    finetune="none", epochs=(0, 0),
+)
+DIRECT_SFT = MethodSpec(
+    "direct_sft", "Direct SFT", "LoRA on question-answer pairs, causal mask",
+    epochs=(0, 10),  # paper Table 1: 10 epochs
+)
+LIVR = MethodSpec(
+    "livr", "LIVR", "K=16 latents after the prompt; stage 1 bottleneck, stage 2 causal",
+    latents=16,  # paper default K
+    stage1_mask="BOTTLENECK",  # answer and prompt cannot see the image in stage 1
+    epochs=(4, 6),  # paper Table 1: 4 + 6 epochs
+)
+
+
+def _livr(name: str, label: str, description: str, **changes: Any) -> MethodSpec:
+    return replace(LIVR, name=name, label=label, description=description, **changes)
+
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in (
+        ZERO_SHOT,
+        DIRECT_SFT,
+        LIVR,
+        # Table 3 ablations.
+        _livr("latents_only", "Latents only", "LIVR without stage 1: schedule (0,10)",
+              stage1_mask=None, epochs=(0, 10)),
+        MethodSpec("mask_only", "Mask only",
+                   "no latents; stage 1 bars answer->image only (prompt keeps image access)",
+                   stage1_mask="MASK_ONLY", epochs=(4, 6)),
+        MethodSpec("image_twice", "Image twice", "direct SFT with the images given twice",
+                   image_twice=True),
+        _livr("prompt_tuning", "Prompt tuning",
+              "K=16 soft tokens after the prompt; only their rows train (no LoRA, no bottleneck)",
+              finetune="latent_rows", stage1_mask=None, epochs=(0, 10)),
+        # Table 4(a): stage-1 mask variants (the default ans+prompt->vis is `livr`).
+        _livr("livr_mask_answer_only", "ans->vis only", "stage 1 bars answer->image only",
+              stage1_mask="ANSWER_ONLY"),
+        _livr("livr_mask_latent_no_prompt", "+latent->prompt",
+              "stage 1 bottleneck plus latent->prompt barred",
+              stage1_mask="BOTTLENECK_LATENTS_NO_PROMPT"),
+        # Table 4(b): stage splits (S1, S2); (0,10) is `latents_only`, (4,6) is `livr`.
+        *(_livr(f"livr_s{s1}_{s2}", f"({s1},{s2})", f"LIVR with {s1} + {s2} epochs",
+                epochs=(s1, s2)) for s1, s2 in ((2, 8), (6, 4), (8, 2))),
+        # Table 4(c): number of latents; K=16 is `livr`.
+        *(_livr(f"livr_k{k}", f"K={k}", f"LIVR with {k} latents", latents=k) for k in (4, 8, 32)),
+        # Table 4, further rows.
+        _livr("livr_latents_before_prompt", "Latents before prompt",
+              "latents inserted before the prompt text", latent_position="before_prompt"),
+        _livr("livr_shared", "Shared embeddings", "one latent embedding repeated K times",
+              shared_latents=True),
+        # Sec. 4.3 Mirage comparison (Qwen2.5-VL-3B).
+        _livr("livr_mirage", "LIVR (Mirage setting)",
+              "full LM fine-tuning, K=4, 10 + 10 epochs, lr 1e-5",
+              finetune="full", latents=4, epochs=(10, 10), lr=1e-5),
+    )
+}
+
+
+def get_method(name: str) -> MethodSpec:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise MethodError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}") from None
+
+
+def scale_epochs(method: MethodSpec, total: int) -> MethodSpec:
+    """`method` trained for `total` epochs in all, its stage split kept in proportion.
+
+    Stage 1 gets round(total * S1 / (S1 + S2)) epochs (halves round up), but a stage the method
+    has keeps at least one epoch, so a short run still exercises both stages and the stage-split
+    ablations stay distinct: LIVR (4,6) at 5 -> (2,3) (Table 2's split), (8,2) at 5 -> (4,1).
+    Untrained methods are returned unchanged.
+    """
+    if not method.trained:
+        return method
+    s1, s2 = method.epochs
+    stages = (s1 > 0) + (s2 > 0)
+    if total < stages:
+        raise MethodError(
+            f"--epochs {total} is too few for {method.name!r}, which has {stages} stages; "
+            f"use at least {stages}"
+        )
+    new1 = int(total * s1 / (s1 + s2) + 0.5)
+    if s1 > 0:
+        new1 = max(new1, 1)
+    if s2 > 0:
+        new1 = min(new1, total - 1)
+    return replace(method, epochs=(new1, total - new1))

@@ -1,0 +1,165 @@
+"""Scoring: per-example correctness and per-task metrics, macro mean and reference baselines.
+
+Owns `Item`, `Scored`, `TaskMetrics`, `score`, `task_metrics`, `macro_mean`, `random_baseline`
+and `constant_baseline`. Parsing lives in `harness.parsing`.
+
+Rules: accuracy is exact match of the parsed answer with the gold one, in % (the paper's metric);
+an unparseable or missing output is scored wrong and counted as a parse failure, never skipped.
+Counting adds Molmo's off-by-one ("close", |pred - gold| <= 1) and valid (a number was parsed)
+rates. Every task reports the random-choice accuracy (1 / options; counting: 1 / the number of
+possible counts in tasks.toml, 2..10 -> 11.11), the best constant answer's accuracy on the same
+gold answers (EVAL_AND_DEDUP_NOTES.md 2.6.4: "always B" scores 57% on Object_Localization) and
+histograms of predicted and gold answers. All rates are in %.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from builders.record import Record
+from builders.registry import LETTERS, TaskSpec
+from harness.parsing import parse_choice, parse_count
+
+FAIL = "fail"  # histogram key of unparseable outputs
+
+
+@dataclass(frozen=True)
+class Item:
+    """What scoring needs of one test record."""
+
+    idx: str
+    task: str
+    gold: str  # "(B)" or "7"
+    answer_type: str  # "mcq" or "open"
+    letters: str = ""  # the item's valid letters ("AB"); empty for counting
+    choices: tuple[str, ...] = ()
+
+    @classmethod
+    def from_record(cls, record: Record, spec: TaskSpec) -> Item:
+        # The item's own options decide its valid letters (BLINK rows carry their choices).
+        n = len(record.choices) or spec.num_options
+        return cls(
+            idx=record.idx, task=spec.name, gold=record.answer, answer_type=spec.answer_type,
+            letters=LETTERS[:n] if spec.answer_type == "mcq" else "",
+            choices=tuple(record.choices),
+        )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One line of predictions.jsonl."""
+
+    idx: str
+    task: str
+    raw: str
+    parsed: str | None  # "(B)" / "7"; None = parse failure
+    gold: str
+    correct: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score(item: Item, raw: str) -> Scored:
+    if item.answer_type == "mcq":
+        letter = parse_choice(raw, item.letters, item.choices)
+        parsed = f"({letter})" if letter else None
+    else:
+        count = parse_count(raw)
+        parsed = str(count) if count is not None else None
+    return Scored(item.idx, item.task, raw, parsed, item.gold, parsed == item.gold)
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    task: str
+    answer_type: str
+    n: int
+    correct: int
+    accuracy: float  # % exact match: the paper's metric
+    parse_failures: int
+    parse_failure_rate: float
+    random_baseline: float
+    constant_baseline: float  # best constant answer on these gold answers
+    constant_answer: str
+    pred_hist: dict[str, int] = field(default_factory=dict)
+    gold_hist: dict[str, int] = field(default_factory=dict)
+    off_by_one_rate: float | None = None  # counting only
+    valid_rate: float | None = None  # counting only
+    missing: int = 0  # test records the executor returned no text for (scored as failures)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> TaskMetrics:
+        return cls(**obj)
+
+
+def _pct(k: int, n: int) -> float:
+    return round(100.0 * k / n, 4) if n else 0.0
+
+
+def random_baseline(spec: TaskSpec) -> float:
+    """Random-choice accuracy (%): 1 / options, or 1 / the possible counts for counting."""
+    if spec.answer_type == "mcq":
+        return _pct(1, spec.num_options)
+    low, high = int(spec.params.get("min_count", 2)), int(spec.params.get("max_count", 10))
+    return _pct(1, high - low + 1)
+
+
+def constant_baseline(gold: Iterable[str]) -> tuple[str, float]:
+    """The constant answer that scores best on `gold`, and its accuracy (%); ties: smallest."""
+    counts = Counter(gold)
+    if not counts:
+        return "", 0.0
+    answer = min(counts, key=lambda a: (-counts[a], a))
+    return answer, _pct(counts[answer], sum(counts.values()))
+
+
+def answer_order(answer: str) -> tuple[bool, int, str]:
+    """Sort key of histogram keys: counts numerically, letters alphabetically, "fail" last."""
+    return (answer == FAIL, len(answer), answer)
+
+
+def sorted_hist(hist: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted(hist.items(), key=lambda kv: answer_order(kv[0])))
+
+
+def task_metrics(scored: Sequence[Scored], spec: TaskSpec, missing: int = 0) -> TaskMetrics:
+    n = len(scored)
+    failures = sum(s.parsed is None for s in scored)
+    constant, constant_acc = constant_baseline(s.gold for s in scored)
+    extra: dict[str, float] = {}
+    if spec.answer_type == "open":
+        close = sum(
+            s.parsed is not None and abs(int(s.parsed) - int(s.gold)) <= 1 for s in scored
+        )
+        extra = {"off_by_one_rate": _pct(close, n), "valid_rate": _pct(n - failures, n)}
+    return TaskMetrics(
+        task=spec.name,
+        answer_type=spec.answer_type,
+        n=n,
+        correct=sum(s.correct for s in scored),
+        accuracy=_pct(sum(s.correct for s in scored), n),
+        parse_failures=failures,
+        parse_failure_rate=_pct(failures, n),
+        random_baseline=random_baseline(spec),
+        constant_baseline=constant_acc,
+        constant_answer=constant,
+        pred_hist=sorted_hist(Counter(s.parsed or FAIL for s in scored)),
+        gold_hist=sorted_hist(Counter(s.gold for s in scored)),
+        missing=missing,
+        **extra,
+    )
+
+
+def macro_mean(values: Iterable[float | None]) -> float | None:
+    """Unweighted mean over tasks (BLINK's Total, the paper's Mean); None if any is missing."""
+    values = list(values)
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)  # type: ignore[arg-type]

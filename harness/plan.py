@@ -1,0 +1,206 @@
+"""From a table config and a built-data folder to the list of cells to run, with their cost.
+
+Owns `Cell`, `CellCost`, `MissingSplitsError`, `plan_cells`, `parse_shard`, `shard_cells` and
+`format_plan`. Planning reads only the split manifests (sizes and content digests), never the
+Parquet data, so `--dry-run` is instant and a missing split is reported, with every other missing
+one, before anything runs.
+
+Sharding: `--shard i/n` (0 <= i < n) partitions ALL cells of the plan, finished or not, so every
+machine sharing the run store computes the same partition whatever the store holds. Cells are
+dealt greedily by cost (largest first, each to the least-loaded shard, ties to the lower index),
+which balances GPU time better than round-robin and is deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from builders.io import MANIFEST, split_dir
+from harness.cells import CellConfig
+from harness.config import ConfigError, TableConfig
+
+
+class MissingSplitsError(ConfigError):
+    """Built splits that the plan needs are not on disk."""
+
+
+@dataclass(frozen=True)
+class CellCost:
+    epochs: int
+    train_examples: int
+    val_examples: int  # evaluated after every epoch when the best checkpoint is kept
+    test_examples: int
+
+    @property
+    def train_passes(self) -> int:
+        """Training examples seen, over all epochs."""
+        return self.epochs * self.train_examples
+
+    @property
+    def eval_examples(self) -> int:
+        return self.test_examples + self.epochs * self.val_examples
+
+    @property
+    def weight(self) -> int:
+        return self.train_passes + self.eval_examples
+
+
+@dataclass(frozen=True)
+class Cell:
+    config: CellConfig
+    cost: CellCost
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.config.key
+
+    @property
+    def hash(self) -> str:
+        return self.config.hash
+
+
+@dataclass(frozen=True)
+class _SplitInfo:
+    n: int
+    digest: str
+
+
+def _split_info(built: Path, task: str, split: str) -> _SplitInfo | None:
+    path = split_dir(built, task, split) / MANIFEST
+    if not path.is_file():
+        return None
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    # The records list (idx, answer, image hashes) is the split's content; the rest of the
+    # manifest (package version, tasks.toml hash) may change without the data changing.
+    content = manifest.get("records", manifest)
+    digest = hashlib.sha256(
+        json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    n = int(manifest.get("n", len(manifest.get("records", []))))
+    return _SplitInfo(n, digest)
+
+
+def _needed_splits(config: CellConfig) -> list[tuple[str, str]]:
+    needed = [(t, "test") for t in config.eval_tasks]
+    needed += [(t, "train") for t in config.train_tasks]
+    if config.checkpoint == "best":
+        needed += [(t, "val") for t in config.train_tasks]
+    return needed
+
+
+def _cap(n: int, *caps: int | None) -> int:
+    return min([n, *(c for c in caps if c is not None)])
+
+
+def _cost(config: CellConfig, infos: dict[tuple[str, str], _SplitInfo]) -> CellCost:
+    def size(split: str, tasks: Sequence[str], *caps: int | None) -> int:
+        return sum(_cap(infos[(t, split)].n, config.limit, *caps) for t in tasks)
+
+    return CellCost(
+        epochs=config.method.total_epochs,
+        train_examples=size("train", config.train_tasks, config.train_per_task),
+        val_examples=size("val", config.train_tasks) if config.checkpoint == "best" else 0,
+        test_examples=size("test", config.eval_tasks),
+    )
+
+
+def plan_cells(
+    table: TableConfig, built: Path, executor: dict[str, Any] | None = None
+) -> list[Cell]:
+    """Every cell of `table`, resolved against the splits under `built`.
+
+    `executor` is the executor's name and fingerprint; it enters every cell's hash.
+    """
+    built = Path(built)
+    infos: dict[tuple[str, str], _SplitInfo] = {}
+    missing: set[tuple[str, str]] = set()
+    cells: list[Cell] = []
+    for backbone in table.backbones:
+        for task in table.cell_tasks():
+            for method in table.methods.values():
+                tasks = table.tasks if table.training == "mixture" else (task,)
+                config = CellConfig(
+                    table=table.name, backbone=backbone, task=task, method=method,
+                    train_tasks=tasks if method.trained else (), eval_tasks=tasks,
+                    limit=table.limit, train_per_task=table.train_per_task,
+                    executor=dict(executor or {}),
+                )
+                needed = _needed_splits(config)
+                for key in needed:
+                    if key not in infos and key not in missing:
+                        info = _split_info(built, *key)
+                        if info is None:
+                            missing.add(key)
+                        else:
+                            infos[key] = info
+                if missing.intersection(needed):
+                    continue  # reported below, with every other missing split
+                data = {f"{t}/{s}": infos[(t, s)].digest for t, s in needed}
+                cells.append(Cell(replace(config, data=data), _cost(config, infos)))
+    if missing:
+        lines = "\n".join(f"  {split_dir(built, t, s)}/{MANIFEST}" for t, s in sorted(missing))
+        hints = "\n".join(
+            f"  build-task {t} --split {s} --out {built}" for t, s in sorted(missing)
+        )
+        raise MissingSplitsError(
+            f"table {table.name!r} needs built splits that are missing under {built}:\n{lines}\n"
+            f"build them with (BLINK-sourced test splits need --source-root too):\n{hints}"
+        )
+    return cells
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse `i/n` into (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard {text}: need 0 <= i < n (shards are numbered from 0)")
+    return i, n
+
+
+def shard_cells(cells: Sequence[Cell], index: int, count: int) -> list[Cell]:
+    """The cells of shard `index` of `count`, in plan order (see the module docstring)."""
+    loads = [0] * count
+    owner: dict[tuple[str, str, str, str], int] = {}
+    for cell in sorted(cells, key=lambda c: (-c.cost.weight, c.key)):
+        target = min(range(count), key=lambda s: (loads[s], s))
+        owner[cell.key] = target
+        loads[target] += cell.cost.weight
+    return [c for c in cells if owner[c.key] == index]
+
+
+def format_plan(cells: Sequence[Cell], statuses: dict[tuple[str, str, str, str], str]) -> str:
+    """The dry-run table: one line per cell with its status and cost, then totals."""
+    head = ("backbone", "task", "method", "status", "epochs", "train ex", "train passes",
+            "eval ex")
+    rows = [
+        (c.config.backbone, c.config.task, c.config.method.name, statuses.get(c.key, "new"),
+         str(c.cost.epochs), str(c.cost.train_examples), str(c.cost.train_passes),
+         str(c.cost.eval_examples))
+        for c in cells
+    ]
+    todo = [c for c in cells if statuses.get(c.key, "new") != "done"]
+    for label, group in (("total", cells), ("to run", todo)):
+        rows.append((
+            f"{label} ({len(group)} cells)", "", "", "", str(sum(c.cost.epochs for c in group)),
+            str(sum(c.cost.train_examples for c in group)),
+            str(sum(c.cost.train_passes for c in group)),
+            str(sum(c.cost.eval_examples for c in group)),
+        ))
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(
+            v.ljust(w) if i < 4 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))
+        ).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(head), sep, *map(line, rows[: len(cells)]), sep,
+                      *map(line, rows[len(cells):])])

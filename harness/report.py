@@ -1,0 +1,380 @@
+"""Tables in the paper's layout, from the run store: terminal text, Markdown, CSV, LaTeX, JSON.
+
+Owns `Value`, `ReportRow`, `Block`, `TableReport`, `build_report`, the renderers `render_text`,
+`render_markdown`, `render_csv`, `render_latex`, `render_json`, and `write_reports`. The PNG chart
+is `harness.plot`'s.
+
+Layout: rows are backbone x method, grouped in blocks (one per backbone and table section);
+columns are the tasks and the Mean (the macro mean, shown only when every task of the row has a
+result). A "Delta vs SFT" row follows the table's `delta` method. Each value reads "ours (paper)"
+when the paper has the number for this backbone, method and task; the best value of a column in
+a block is bold and the second best underlined (ties share the style; our numbers only). A
+"Baselines" block on top gives the random-choice accuracy and the best constant answer on the
+same test answers. The report reads cells by path; `harness run` has already refused folders
+holding another config, so what it finds is what the table planned.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from builders.registry import load_registry
+from harness.config import TableConfig
+from harness.metrics import macro_mean, random_baseline, sorted_hist
+from harness.names import backbone_label, task_label
+from harness.paper import paper_scores
+from harness.store import DONE, NEW, RunStore
+
+MEAN = "mean"
+Style = Literal["", "best", "second"]
+Kind = Literal["method", "delta", "baseline"]
+
+
+@dataclass(frozen=True)
+class Value:
+    ours: float | None
+    paper: float | None = None
+    status: str = DONE  # of the cell behind the value; "new" = not run yet
+    style: Style = ""
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    kind: Kind
+    label: str
+    method: str | None
+    values: dict[str, Value]  # column -> value
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> cell metrics
+
+
+@dataclass(frozen=True)
+class Block:
+    backbone: str | None  # None for the baselines block
+    section: str
+    rows: tuple[ReportRow, ...]
+
+
+@dataclass(frozen=True)
+class TableReport:
+    table: str
+    title: str
+    metric: str
+    columns: tuple[str, ...]  # task names, then "mean"
+    blocks: tuple[Block, ...]
+    n: dict[str, str]  # task -> evaluated N ("528", or "50/528" when cells differ)
+
+    def column_label(self, column: str) -> str:
+        return "Mean" if column == MEAN else task_label(column)
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def _method_row(
+    table: TableConfig, store: RunStore, backbone: str, method: str, label: str, metric: str
+) -> ReportRow:
+    paper = paper_scores(table.paper, backbone, method) if metric == "accuracy" else None
+    paper = paper or {}
+    values: dict[str, Value] = {}
+    details: dict[str, dict[str, Any]] = {}
+    for task in table.tasks:
+        key = (table.name, backbone, table.cell_task(task), method)
+        metrics = store.load_metrics(key)
+        state = store.state(key)
+        task_metrics = (metrics or {}).get("tasks", {}).get(task)
+        if task_metrics is not None:
+            details[task] = task_metrics
+        values[task] = Value(
+            ours=task_metrics[metric] if task_metrics else None,
+            paper=paper.get(task),
+            status=DONE if task_metrics else (state.status if state else NEW),
+        )
+    # The paper's Mean is over its own task set; it is comparable only over the same set.
+    paper_mean = paper.get(MEAN) if set(paper) - {MEAN} == set(table.tasks) else None
+    values[MEAN] = Value(macro_mean(values[t].ours for t in table.tasks), paper_mean)
+    return ReportRow("method", label, method, values, details)
+
+
+def _delta_row(row: ReportRow, base: ReportRow, label: str) -> ReportRow:
+    def diff(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
+    values = {
+        c: Value(diff(v.ours, base.values[c].ours), diff(v.paper, base.values[c].paper))
+        for c, v in row.values.items()
+    }
+    return ReportRow("delta", label, None, values)
+
+
+def _styled(rows: list[ReportRow], columns: Sequence[str]) -> list[ReportRow]:
+    """Bold the best and underline the second-best value per column among the method rows."""
+    out = list(rows)
+    for column in columns:
+        present = sorted(
+            {r.values[column].ours for r in rows if r.kind == "method"} - {None}, reverse=True
+        )
+        filled = sum(r.kind == "method" and r.values[column].ours is not None for r in rows)
+        if filled < 2:
+            continue
+        ranks = {present[0]: "best", **({present[1]: "second"} if len(present) > 1 else {})}
+        for i, r in enumerate(out):
+            v = r.values[column]
+            if r.kind == "method" and v.ours in ranks:
+                out[i] = replace(r, values={**r.values, column: replace(v, style=ranks[v.ours])})
+    return out
+
+
+def _baselines(table: TableConfig, method_rows: Sequence[ReportRow]) -> Block:
+    registry = load_registry()
+    random_values = {t: Value(random_baseline(registry.resolve(t))) for t in table.tasks}
+    random_values[MEAN] = Value(macro_mean(v.ours for v in random_values.values()))
+    constant: dict[str, Value] = {}
+    for task in table.tasks:
+        found = next((r.details[task] for r in method_rows if task in r.details), None)
+        constant[task] = Value(found["constant_baseline"] if found else None)
+    constant[MEAN] = Value(macro_mean(constant[t].ours for t in table.tasks))
+    return Block(None, "Baselines", (
+        ReportRow("baseline", "Random choice", None, random_values),
+        ReportRow("baseline", "Best constant answer", None, constant),
+    ))
+
+
+def _evaluated_n(table: TableConfig, rows: Sequence[ReportRow]) -> dict[str, str]:
+    out = {}
+    for task in table.tasks:
+        ns = sorted({r.details[task]["n"] for r in rows if task in r.details})
+        out[task] = "/".join(map(str, ns)) if ns else "-"
+    return out
+
+
+def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") -> TableReport:
+    """The table's report from the store; `metric` is a TaskMetrics field (e.g.
+    "parse_failure_rate"): only accuracy gets paper numbers, Delta rows and baselines."""
+    columns = (*table.tasks, MEAN)
+    blocks: list[Block] = []
+    all_rows: list[ReportRow] = []
+    for backbone in table.backbones:
+        for section in table.sections:
+            rows: list[ReportRow] = []
+            for r in section.rows:
+                row = _method_row(table, store, backbone, r.method, r.label, metric)
+                rows.append(row)
+                all_rows.append(row)
+                delta = table.delta if metric == "accuracy" else None
+                if delta and r.method == delta.method:
+                    base = next((x for x in section.rows if x.method == delta.base), None)
+                    if base is not None:
+                        base_row = _method_row(table, store, backbone, base.method, base.label,
+                                               metric)
+                        rows.append(_delta_row(row, base_row, delta.label))
+            # Higher is better only for accuracy; rates such as parse failures are not ranked.
+            styled = _styled(rows, columns) if metric == "accuracy" else rows
+            blocks.append(Block(backbone, section.title, tuple(styled)))
+    if metric == "accuracy":
+        blocks.insert(0, _baselines(table, all_rows))
+    return TableReport(table.name, table.title, metric, columns, tuple(blocks),
+                       _evaluated_n(table, all_rows))
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def _number(x: float | None, signed: bool) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.2f}" if signed else f"{x:.2f}"
+
+
+def _cell_text(v: Value, kind: Kind, mark: Callable[[str, Style], str]) -> str:
+    signed = kind == "delta"
+    if v.ours is None and v.status not in (DONE, NEW):
+        ours = v.status  # failed / interrupted / running: say so rather than "-"
+    else:
+        ours = mark(_number(v.ours, signed), v.style) if v.ours is not None else "-"
+    return ours if v.paper is None else f"{ours} ({_number(v.paper, signed)})"
+
+
+def _grid(report: TableReport, mark: Callable[[str, Style], str],
+          section_label: Callable[[str], str]) -> list[tuple[bool, list[str]]]:
+    """The header, then (starts a block, [backbone, row label, values...]) per printed row;
+    a section title gets a row of its own."""
+    grid = [(False, ["Backbone", "Method", *(report.column_label(c) for c in report.columns)])]
+    previous = None
+    for block in report.blocks:
+        # The backbone is named once, on the first row of its first block (the paper's layout).
+        name = "" if block.backbone in (None, previous) else backbone_label(block.backbone)
+        previous = block.backbone
+        first = True
+        if block.section:
+            grid.append((first, [name, section_label(block.section), *[""] * len(report.columns)]))
+            name, first = "", False
+        for row in block.rows:
+            cells = [_cell_text(row.values[c], row.kind, mark) for c in report.columns]
+            grid.append((first, [name, row.label, *cells]))
+            name, first = "", False
+    return grid
+
+
+def _plain_mark(text: str, style: Style) -> str:
+    return {"best": f"*{text}*", "second": f"_{text}_"}.get(style, text)
+
+
+def _ansi_mark(text: str, style: Style) -> str:
+    code = {"best": "1", "second": "4"}.get(style)
+    return f"\x1b[{code}m{text}\x1b[0m" if code else text
+
+
+def render_text(report: TableReport, color: bool = False) -> str:
+    """Aligned text for a terminal: ANSI bold/underline with `color`, else *best* / _second_."""
+    plain = _grid(report, _plain_mark, lambda s: s)
+    shown = _grid(report, _ansi_mark if color else _plain_mark, lambda s: s)
+    # Widths come from the unstyled text so escape codes do not skew the columns.
+    widths = [max(len(cells[i]) for _, cells in plain) for i in range(len(plain[0][1]))]
+    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+    lines = [report.title, rule]
+    for (starts, cells), (_, styled) in zip(plain, shown):
+        if starts:
+            lines.append(rule)
+        lines.append("  ".join(
+            s + " " * (w - len(p)) if i < 2 else " " * (w - len(p)) + s
+            for i, (p, s, w) in enumerate(zip(cells, styled, widths))
+        ).rstrip())
+    lines += [rule, _footer(report)]
+    return "\n".join(lines) + "\n"
+
+
+def _footer(report: TableReport) -> str:
+    n = ", ".join(f"{task_label(t)} {v}" for t, v in report.n.items())
+    what = "accuracy (%)" if report.metric == "accuracy" else f"{report.metric} (%)"
+    paper = "; in parentheses: the paper's number" if report.metric == "accuracy" else ""
+    return f"Values: {what}{paper}. Evaluated N: {n}."
+
+
+def render_markdown(report: TableReport, extra: Sequence[TableReport] = ()) -> str:
+    """A Markdown table (best **bold**, second <u>underlined</u>), then `extra` tables (e.g.
+    parse-failure rates) and the histograms of predicted answers."""
+    def mark(text: str, style: Style) -> str:
+        return {"best": f"**{text}**", "second": f"<u>{text}</u>"}.get(style, text)
+
+    def table_md(rep: TableReport, heading: str) -> list[str]:
+        grid = [cells for _, cells in _grid(rep, mark, lambda s: f"*{s}*")]
+        out = [heading, "", "| " + " | ".join(grid[0]) + " |",
+               "|" + "|".join(["---", "---"] + ["---:"] * len(rep.columns)) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in grid[1:]]
+        return out + ["", _footer(rep), ""]
+
+    lines = table_md(report, f"## {report.title}")
+    for rep in extra:
+        lines += table_md(rep, f"### {rep.metric.replace('_', ' ').capitalize()} (%)")
+    lines += _histograms(report)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _hist(h: Mapping[str, int]) -> str:
+    # metrics.json stores keys sorted as text ("10" before "2"); show them in answer order.
+    return " ".join(f"{k}:{v}" for k, v in sorted_hist(h).items())
+
+
+def _histograms(report: TableReport) -> list[str]:
+    lines = ["### Predicted answers (counts; gold in brackets)", ""]
+    seen = set()
+    for block in report.blocks:
+        for row in block.rows:
+            key = (block.backbone, row.method)
+            if row.kind != "method" or key in seen or not row.details:
+                continue
+            seen.add(key)
+            for task, d in row.details.items():
+                lines.append(f"- {backbone_label(block.backbone or '')} / {row.label} / "
+                             f"{task_label(task)}: {_hist(d['pred_hist'])} "
+                             f"[{_hist(d['gold_hist'])}]")
+    return lines if len(lines) > 2 else []
+
+
+def render_csv(report: TableReport) -> str:
+    """One line per row; for each column our value and the paper's (empty when absent)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    head = ["backbone", "section", "row", "method", "kind"]
+    for c in report.columns:
+        head += [c, f"{c}_paper"]
+    writer.writerow(head)
+    for block in report.blocks:
+        for row in block.rows:
+            line = [block.backbone or "", block.section, row.label, row.method or "", row.kind]
+            for c in report.columns:
+                v = row.values[c]
+                line += ["" if v.ours is None else f"{v.ours:.4f}",
+                         "" if v.paper is None else f"{v.paper:.2f}"]
+            writer.writerow(line)
+    return buf.getvalue()
+
+
+_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                "^": r"\textasciicircum{}"}
+
+
+def _tex(text: str) -> str:
+    escaped = "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+    return escaped.replace("->", r"$\rightarrow$")
+
+
+def render_latex(report: TableReport) -> str:
+    """A booktabs tabular: \\textbf best, \\underline second, the paper's number in parentheses."""
+    def mark(text: str, style: Style) -> str:
+        return {"best": rf"\textbf{{{text}}}", "second": rf"\underline{{{text}}}"}.get(style, text)
+
+    ncol = 2 + len(report.columns)
+    lines = [r"\begin{tabular}{ll" + "c" * len(report.columns) + "}", r"\toprule",
+             " & ".join(["Backbone", "Method", *(_tex(report.column_label(c))
+                                                  for c in report.columns)]) + r" \\",
+             r"\midrule"]
+    for b, block in enumerate(report.blocks):
+        if b:
+            lines.append(r"\midrule")
+        name = "" if block.backbone is None else _tex(backbone_label(block.backbone))
+        if block.section:
+            lines.append(rf"\multicolumn{{{ncol}}}{{l}}{{\textit{{{_tex(block.section)}}}}} \\")
+        for row in block.rows:
+            cells = [name, _tex(row.label)]
+            cells += [_cell_text(row.values[c], row.kind, mark) for c in report.columns]
+            lines.append(" & ".join(cells) + r" \\")
+            name = ""
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: TableReport) -> str:
+    return json.dumps(asdict(report), indent=2, sort_keys=True) + "\n"
+
+
+def write_reports(
+    report: TableReport, folder: Path, extra: Sequence[TableReport] = ()
+) -> list[Path]:
+    """report.{txt,md,csv,tex,json} and chart.png under `folder`; returns the paths."""
+    from harness.plot import plot_report  # matplotlib is only needed here
+
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs = {
+        "report.txt": render_text(report) + "".join("\n" + render_text(e) for e in extra),
+        "report.md": render_markdown(report, extra),
+        "report.csv": render_csv(report),
+        "report.tex": render_latex(report),
+        "report.json": render_json(report),
+    }
+    paths = []
+    for name, text in outputs.items():
+        path = folder / name
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        paths.append(path)
+    paths.append(plot_report(report, folder / "chart.png"))
+    return paths

@@ -1,0 +1,132 @@
+"""The `harness` command end to end with the model-free executors: dry-run plan and totals,
+run + report, shards sharing one store, errors before anything runs, part-2 commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+
+def _args(built: Path, runs: Path, *extra: str) -> list[str]:
+    return ["run", "--table", "3", "--built", str(built), "--runs", str(runs), *extra]
+
+
+def test_dry_run_prints_plan_and_totals(built: Path, tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    assert main(_args(built, runs, "--executor", "oracle", "--dry-run", "--epochs", "5")) == 0
+    out = capsys.readouterr().out
+    assert "21 cells, executor oracle" in out
+    lines = out.splitlines()
+    livr = next(x for x in lines if "localization" in x and " livr " in x).split()
+    assert livr[-5:] == ["new", "5", "6", "30", "25"]  # epochs, train ex, passes, eval (5x4+5)
+    total = next(x for x in lines if x.startswith("total (21 cells)")).split()
+    # 18 trained cells x 5 epochs; 18 x 6 train examples; x5 passes; 3 x 5 + 18 x 25 eval.
+    assert total[-4:] == ["90", "108", "540", "465"]
+    assert next(x for x in lines if x.startswith("to run")).split()[-4:] == total[-4:]
+    assert not runs.exists()  # a dry run writes nothing
+
+
+def test_run_then_rerun_skips_and_writes_reports(built: Path, tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    args = _args(built, runs, "--executor", "oracle", "--tasks", "localization", "counting",
+                 "--methods", "zero_shot", "livr")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "4 ran, 0 already done" in out and "Delta" not in out
+    assert "*100.00* (83.61)" in out  # ours beside the paper's, best marked
+    report = runs / "table3" / "report"
+    assert {p.name for p in report.iterdir()} == {
+        "report.txt", "report.md", "report.csv", "report.tex", "report.json", "chart.png"}
+    assert main(args) == 0
+    assert "0 ran, 4 already done" in capsys.readouterr().out
+    dry = main([*args, "--dry-run"])
+    assert dry == 0 and "to run (0 cells)" in capsys.readouterr().out
+
+
+def test_shards_share_one_store(built: Path, tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    for i in range(3):
+        assert main(_args(built, runs, "--executor", "oracle", "--shard", f"{i}/3")) == 0
+    capsys.readouterr()
+    statuses = [json.loads(p.read_text()) for p in runs.glob("table3/*/*/*/status.json")]
+    assert len(statuses) == 21
+    assert {(s["status"], s["attempts"]) for s in statuses} == {("done", 1)}  # each ran once
+
+
+def test_failed_cell_gives_exit_code_1_and_a_report(built: Path, tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    args = _args(built, runs, "--tasks", "localization", "--methods", "direct_sft", "livr",
+                 "--executor", "tests.harness.fakes:crash_in_livr_localization")
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "1 ran, 0 already done, 0 running elsewhere, 1 failed" in out
+    assert "FAILED table3/qwen3-vl-4b/localization/livr: RuntimeError: boom" in out
+    assert "failed (83.61)" in out  # the report shows the failed cell as such
+    assert (runs / "table3" / "qwen3-vl-4b" / "localization" / "livr" / "error.txt").exists()
+
+
+def test_executor_plugins(built: Path, tmp_path: Path, capsys):
+    args = _args(built, tmp_path / "runs", "--tasks", "localization", "--methods", "livr",
+                 "--executor", "constant", "--executor-opt", "letter=B")
+    assert main(args) == 0
+    assert " 60.00 (83.61)" in capsys.readouterr().out  # gold B, A, B, A, B; one row: no style
+    missing = _args(built, tmp_path / "runs2", "--executor", "tests.no_such_module:factory")
+    assert main(missing) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--executor", "livr"], "lands in part 2"),
+    (["--executor", "magic"], "unknown executor 'magic'; valid: livr, oracle, constant"),
+    (["--executor", "constant", "--executor-opt", "colour=red"], "rejected its options"),
+    (["--executor", "oracle", "--backbones", "qwen9"], "unknown backbone 'qwen9'; valid:"),
+    (["--executor", "oracle", "--methods", "livr,zs"], "unknown method 'zs'; valid methods:"),
+    (["--executor", "oracle", "--shard", "2/2"], "need 0 <= i < n"),
+])
+def test_errors_before_anything_runs(built: Path, tmp_path: Path, capsys, extra, message):
+    runs = tmp_path / "runs"
+    assert main(_args(built, runs, *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not runs.exists()
+
+
+def test_missing_built_splits(tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    assert main(_args(tmp_path / "nothing", runs, "--executor", "oracle")) == 2
+    err = capsys.readouterr().err
+    assert "localization/test/manifest.json" in err and "build-task" in err
+    assert not runs.exists()
+
+
+def test_config_change_refused_before_running(built: Path, tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    base = _args(built, runs, "--executor", "oracle", "--tasks", "localization")
+    assert main(base) == 0
+    assert main([*base, "--limit", "2"]) == 2
+    assert "different config" in capsys.readouterr().err
+    assert main([*base, "--limit", "2", "--replace"]) == 0
+    assert len(list(runs.glob("table3/qwen3-vl-4b/localization/*.replaced-*"))) == 7
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "diagnose", "demo"])
+def test_part2_commands_say_so(command: str, capsys):
+    assert main([command, "--anything"]) == 2
+    assert "lands in part 2" in capsys.readouterr().err
+
+
+def test_methods_lists_every_method(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert "livr_mirage" in out and "BOTTLENECK_LATENTS_NO_PROMPT" in out
+    assert len(out.splitlines()) == 1 + 18
+
+
+def test_report_command(built: Path, tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["report", "--table", "3", "--runs", str(runs)]) == 0  # empty store: all "-"
+    assert "Random choice" in capsys.readouterr().out
+    assert (runs / "table3" / "report" / "report.md").exists()
