@@ -27,6 +27,8 @@ from builders.record import Example, Record, to_record
 from builders.registry import SPLITS, Registry, TaskSpec, load_registry
 from builders.splitting import assign_split, stable_int
 
+EXCLUDED = "excluded_source_image"
+
 
 class InsufficientCandidates(RuntimeError):
     """The filters left fewer candidates than requested."""
@@ -55,6 +57,7 @@ class BuildContext:
         self.fingerprint = SourceFingerprint(self.source_root)
         self._answer_rng = self.rng("answers")
         self._answer_block: list[int] = []
+        self._last_slot: int | None = None
 
     def rng(self, *keys: object) -> np.random.Generator:
         """A generator fixed by (seed, task, split, keys), independent of every other stream."""
@@ -81,7 +84,15 @@ class BuildContext:
         yielded (after all filters), or the balance drifts."""
         if not self._answer_block:
             self._answer_block = list(self._answer_rng.permutation(self.spec.num_options))
-        return int(self._answer_block.pop())
+        self._last_slot = int(self._answer_block.pop())
+        return self._last_slot
+
+    def _settle_answer_slot(self, used: bool) -> None:
+        """Called by the driver per yielded example: a dropped example gives its slot back so the
+        next one takes it and the letters stay balanced."""
+        if not used and self._last_slot is not None:
+            self._answer_block.append(self._last_slot)
+        self._last_slot = None
 
     def letter(self, index: int) -> str:
         return f"({self.spec.letters[index]})"
@@ -110,6 +121,9 @@ class BuildRequest:
     seed: int | None = None
     overwrite: bool = False
     progress: bool = True
+    # Raw source images (paths as in `source_images`) whose examples must not be built, e.g. the
+    # `flagged_sources.json` of a dedup run, so a rebuild refills the split to full size.
+    exclude: frozenset[str] = frozenset()
 
 
 def task_builder(spec: TaskSpec, split: str) -> TaskBuilder:
@@ -146,6 +160,12 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
         bar = tqdm(total=n, desc=f"{spec.name}/{req.split}", unit="ex", disable=not req.progress)
         with bar:
             for example in gen:
+                excluded = isinstance(example, Example) and not req.exclude.isdisjoint(
+                    example.source.get("source_images", ()))
+                ctx._settle_answer_slot(used=not excluded)
+                if excluded:
+                    ctx.reject(EXCLUDED)
+                    continue
                 record = example if isinstance(example, Record) else to_record(
                     example, spec, req.split, len(entries) + 1, d.image_format, d.jpeg_quality
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,21 @@ def _source_root(given: Path | None, source: str, many: bool) -> Path:
         return given or Path("data") / source
     base = given or Path("data")
     return base / source if (base / source).is_dir() else base
+
+
+def excluded_sources(path: Path, task: str) -> frozenset[str]:
+    """The source images to exclude for `task` from a dedup `flagged_sources.json` or a list."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"build-task: cannot read --exclude file {path}: {exc}") from exc
+    if isinstance(doc, dict):
+        doc = doc.get(task, {})
+        doc = doc.get("source_images", []) if isinstance(doc, dict) else doc
+    if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
+        raise SystemExit(f"build-task: --exclude file {path}: expected {{task: {{source_images: "
+                         f"[paths]}}}} or a list of paths")
+    return frozenset(doc)
 
 
 def _layout(source: str) -> str:
@@ -74,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=None, help="build this many examples (default: paper size)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: tasks.toml, 42)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing split")
+    p.add_argument("--exclude", type=Path, default=None, metavar="JSON",
+                   help="skip examples using these source images: a dedup flagged_sources.json "
+                   "({task: {source_images: [...]}}) or a JSON list of paths; with --overwrite "
+                   "this refills a de-duplicated split to full size")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -103,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = split_source(spec, args.split)
         root = _source_root(args.source_root, source, args.task == "all")
         req = BuildRequest(spec.name, args.split, root, args.out, args.n, args.seed,
-                           args.overwrite, not args.no_progress)
+                           args.overwrite, not args.no_progress,
+                           excluded_sources(args.exclude, spec.name) if args.exclude else frozenset())
         try:
             path = run_build(req, reg)
         except (SourceLayoutError, BuilderMissing) as exc:

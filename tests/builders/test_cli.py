@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -94,3 +95,22 @@ def test_corrupt_image_is_skipped_and_counted(mini_sources, tmp_path):
     m = read_manifest(split_dir(tmp_path / "out", "jigsaw", "train"))
     assert m["rejected"] == {"unreadable_image": 3}
     assert m["n"] == n
+
+
+def test_exclude_refills_without_flagged_sources_and_keeps_balance(mini_sources, tmp_path):
+    base = ["jigsaw", "--split", "train", "--source-root", str(mini_sources["coco"]),
+            "--n", "6", "--no-progress"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    first = read_manifest(split_dir(tmp_path / "a", "jigsaw", "train"))
+    from builders.io import read_split
+    used = [r.source_dict["source_images"][0] for r in read_split(split_dir(tmp_path / "a", "jigsaw", "train"))]
+    flagged = tmp_path / "flagged_sources.json"
+    flagged.write_text(json.dumps({"jigsaw": {"source_images": used[:2], "examples": []}}))
+    assert main(base + ["--out", str(tmp_path / "b"), "--exclude", str(flagged)]) == 0
+    second = read_manifest(split_dir(tmp_path / "b", "jigsaw", "train"))
+    rebuilt = [r.source_dict["source_images"][0] for r in read_split(split_dir(tmp_path / "b", "jigsaw", "train"))]
+    assert second["n"] == 6 and not set(used[:2]) & set(rebuilt)
+    assert set(used[2:]) <= set(rebuilt)  # everything else is still used
+    assert second["rejected"]["excluded_source_image"] == 2
+    counts = sorted(second["answer_counts"].values())
+    assert counts == [3, 3] and sorted(first["answer_counts"].values()) == [3, 3]
