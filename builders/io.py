@@ -81,6 +81,13 @@ class SplitWriter:
         self._parts.append(part)
         self._buffer = []
 
+    def add_side_file(self, name: str, records: Iterable[Record]) -> None:
+        """Another Parquet file of records published with the split (e.g. dedup's
+        `removed-*.parquet`); readers of the split's data glob `data-*.parquet` only."""
+        if name.startswith("data-") or not name.endswith(".parquet"):
+            raise ValueError(f"side file {name!r} must end in .parquet and not start with data-")
+        _write_table([r.to_row() for r in records], self.tmp / name)
+
     def commit(self, manifest: dict[str, Any]) -> Path:
         self._flush()
         total = len(self._parts)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 REGISTRY_ENV = "LIVR_TASKS_TOML"
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "tasks.toml"

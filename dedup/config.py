@@ -1,0 +1,121 @@
+"""The dedup configuration: the `[dedup]` table of `tasks.toml`, typed and validated.
+
+Every threshold and option lives in `tasks.toml` (with the reason and the calibration numbers next
+to it); this module only gives it types. There are deliberately no defaults here, so a value can
+never silently differ between the file and the code: a missing key is an error naming it.
+Command-line overrides (`--model`, `--pretrained`, `--device`) go through `dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builders.registry import Registry, RegistryError, load_registry
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Confirmation thresholds of one (reference image, candidate image) pair (`dedup.decide`)."""
+
+    ssim_raw_min: float         # rule ssim_raw: a near copy (resized, re-encoded, jittered)
+    phash_max: int              # rule phash_ssim: pHash distance at most this ...
+    phash_ssim_blur_min: float  # ... and blurred SSIM at least this
+    ssim_blur_min: float        # rule ssim_blur: blurred SSIM alone (overlays flip pHash bits)
+    ssim_median_min: float      # rule ssim_local: median SSIM (most of the image unchanged) ...
+    ssim_local_blur_min: float  # ... and blurred SSIM at least this
+
+
+@dataclass(frozen=True)
+class Borderline:
+    """A pair that is not a duplicate but this close to a rule is shown in the HTML report."""
+
+    ssim_margin: float
+    phash_margin: int
+    cosine_min: float
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    model: str
+    pretrained: str | None     # None: random weights (tests, benchmarks); "none" in the file
+    device: str
+    batch_size: int
+    workers: int
+    confirm_processes: int
+    confirm_pool_min_pairs: int
+    cache_dir: str             # "" means <built>/.dedup-cache
+    seed: int
+    top_k: int
+    cosine_floor: float
+    phash_candidate_max: int
+    view_size: int
+    blur_sigma: float
+    structure_std: float
+    structure_min_fraction: float
+    align_scales: tuple[float, ...]
+    pair_tasks: tuple[str, ...]
+    raw_tasks: tuple[str, ...]
+    unreadable_train: str      # "remove" or "keep"
+    html_max_pairs: int
+    thumb_px: int
+    rules: Rules
+    borderline: Borderline
+
+    def public(self) -> dict[str, Any]:
+        """JSON-able form for reports."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def decision_params(self) -> dict[str, Any]:
+        """The settings that change what gets removed (not how fast): recorded in each filtered
+        split's manifest, and a re-run with other values rewrites the split's dedup section."""
+        keep = ["model", "pretrained", "seed", "top_k", "cosine_floor", "phash_candidate_max",
+                "view_size", "blur_sigma", "structure_std", "structure_min_fraction", "align_scales", "pair_tasks", "raw_tasks",
+                "unreadable_train", "rules"]
+        if self.pretrained is not None:
+            keep.remove("seed")  # only random weights depend on it
+        pub = self.public()
+        return {k: pub[k] for k in keep}
+
+
+def _typed(cls, table: dict[str, Any], where: str, nested: dict[str, Any] | None = None):
+    nested = nested or {}
+    fields = {f.name for f in dataclasses.fields(cls)}
+    missing = sorted(fields - set(table) - set(nested))
+    unknown = sorted(set(table) - fields)
+    if missing or unknown:
+        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + (
+            [f"has unknown keys {', '.join(unknown)}"] if unknown else [])
+        raise RegistryError(f"{where} {' and '.join(parts)}")
+    return cls(**{**table, **nested})
+
+
+def load_config(registry: Registry | None = None) -> DedupConfig:
+    """The `[dedup]` table of the registry file (`tasks.toml` or `$LIVR_TASKS_TOML`)."""
+    registry = registry or load_registry()
+    path: Path = registry.path
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    if "dedup" not in doc:
+        raise RegistryError(f"{path} has no [dedup] table; the dedup stage reads its thresholds there")
+    table = dict(doc["dedup"])
+    rules = _typed(Rules, table.pop("rules", {}), f"{path}: [dedup.rules]")
+    border = _typed(Borderline, table.pop("borderline", {}), f"{path}: [dedup.borderline]")
+    table["pretrained"] = parse_pretrained(table.get("pretrained", ""))
+    for key in ("align_scales", "pair_tasks", "raw_tasks"):
+        if key in table:
+            table[key] = tuple(table[key])
+    cfg = _typed(DedupConfig, table, f"{path}: [dedup]", {"rules": rules, "borderline": border})
+    if cfg.unreadable_train not in ("remove", "keep"):
+        raise RegistryError(f"{path}: [dedup] unreadable_train must be 'remove' or 'keep'")
+    return cfg
+
+
+def parse_pretrained(tag: str | None) -> str | None:
+    """`none`/empty means random weights (never downloads)."""
+    if tag is None or str(tag).strip().lower() in ("", "none", "random"):
+        return None
+    return str(tag)
