@@ -9,12 +9,11 @@ the valid choices, so nothing starts with a typo in it.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
-
-import tomllib
 
 from builders.registry import RegistryError, load_registry
 from harness.methods import MethodError, MethodSpec, get_method, scale_epochs
