@@ -12,13 +12,12 @@ under a named reason; a file without the required columns raises `SourceLayoutEr
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from builders.sources import SourceLayoutError, locate
+from builders.sources import SourceLayoutError, locate, read_csv_rows
 
 NAME = "funkpoint"
 LABELS = "labels.csv"
@@ -64,33 +63,23 @@ def _unit(text: str) -> float | None:
 
 def read_labels(root: Path, num_keypoints: int) -> tuple[list[Label], Counter]:
     """The usable rows sorted by (image, action), and the dropped rows counted by reason."""
-    path = root / LABELS
     required = [*keypoint_columns(num_keypoints), "image_path", "action"]
     rejected: Counter = Counter()
     seen: dict[tuple[str, str], Label] = {}
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise SourceLayoutError(
-                NAME, root, f"{LABELS} lacks the column(s) {', '.join(missing)} (its header is: "
-                f"{', '.join(header) or 'empty'}); columns are matched by exact name", LAYOUT)
-        reader.fieldnames = header
-        for row in reader:
-            row = {k: (v or "").strip() for k, v in row.items() if k is not None}
-            image, action = row["image_path"].replace("\\", "/"), row["action"]
-            if not image or not action:
-                rejected["label_row_missing_image_or_action"] += 1
-                continue
-            coords = [_unit(row[c]) for c in keypoint_columns(num_keypoints)]
-            if any(v is None for v in coords):
-                rejected["label_row_bad_keypoint"] += 1
-                continue
-            if (image, action) in seen:
-                rejected["label_row_duplicate"] += 1
-                continue
-            seen[(image, action)] = Label(
-                image, action, tuple(zip(coords[0::2], coords[1::2])),
-                row.get("object_category", ""), row.get("wnid", ""), row.get("difficulty", ""))
+    rows = read_csv_rows(root / LABELS, required, "Use FunKPoint's labels.csv as distributed.")
+    for row in rows:
+        image, action = row["image_path"].replace("\\", "/"), row["action"]
+        if not image or not action:
+            rejected["label_row_missing_image_or_action"] += 1
+            continue
+        coords = [_unit(row[c]) for c in keypoint_columns(num_keypoints)]
+        if any(v is None for v in coords):
+            rejected["label_row_bad_keypoint"] += 1
+            continue
+        if (image, action) in seen:
+            rejected["label_row_duplicate"] += 1
+            continue
+        seen[(image, action)] = Label(
+            image, action, tuple(zip(coords[0::2], coords[1::2])),
+            row.get("object_category", ""), row.get("wnid", ""), row.get("difficulty", ""))
     return [seen[k] for k in sorted(seen)], rejected

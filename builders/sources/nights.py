@@ -10,13 +10,12 @@ the dataset folder, as in the release. Image resolution is UNCONFIRMED (SOURCE_F
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from builders.sources import SourceLayoutError, locate
+from builders.sources import SourceLayoutError, locate, read_csv_rows
 
 NAME = "nights"
 TOP = "nights"
@@ -31,10 +30,6 @@ LAYOUT = f"""\
   ref/000/000.png ... ref/099/999.png
   distort/000/000_0.png, distort/000/000_1.png ...
 """
-
-
-class CsvFormatError(ValueError):
-    """`data.csv` as a whole is unusable (e.g. a required column is missing)."""
 
 
 @dataclass(frozen=True)
@@ -89,23 +84,14 @@ def _parse(row: dict[str, str | None]) -> Triplet | str:
 
 def read_triplets(root: Path) -> tuple[list[Triplet], Counter]:
     """Every well-formed row of `data.csv` in file order, and malformed rows counted by reason."""
-    path = root / CSV
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            raise CsvFormatError(
-                f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)}). "
-                f"NIGHTS' data.csv needs a header row with at least: {', '.join(REQUIRED)}; "
-                f"use the data.csv shipped with nights.zip."
-            )
-        reader.fieldnames = header
-        triplets, malformed = [], Counter()
-        for row in reader:
-            parsed = _parse(row)
-            if isinstance(parsed, str):
-                malformed[parsed] += 1
-            else:
-                triplets.append(parsed)
+    rows = read_csv_rows(root / CSV, REQUIRED,
+                         f"NIGHTS' data.csv needs at least: {', '.join(REQUIRED)}; use the data.csv "
+                         f"shipped with nights.zip.")
+    triplets, malformed = [], Counter()
+    for row in rows:
+        parsed = _parse(row)
+        if isinstance(parsed, str):
+            malformed[parsed] += 1
+        else:
+            triplets.append(parsed)
     return triplets, malformed

@@ -16,7 +16,7 @@ from PIL import Image
 
 from builders.imaging import decode_bytes
 from builders.registry import get_task
-from builders.sources import SourceLayoutError, funkpoint
+from builders.sources import CsvFormatError, SourceLayoutError, funkpoint
 from builders.tasks import functional_correspondence
 from builders.tasks.functional_correspondence import split_images
 
@@ -179,5 +179,5 @@ def test_bad_root_or_header_names_the_problem(tmp_path):
     with pytest.raises(SourceLayoutError, match="labels.csv"):
         funkpoint.find_root(tmp_path)
     (tmp_path / "labels.csv").write_text("p1_x,p1_y,image_path,action\n0.1,0.2,a.jpg,Pour\n")
-    with pytest.raises(SourceLayoutError, match="p2_x"):
+    with pytest.raises(CsvFormatError, match="p2_x"):
         funkpoint.read_labels(funkpoint.find_root(tmp_path), 5)
