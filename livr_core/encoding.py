@@ -23,6 +23,7 @@ H x W). A sequence longer than `max_length` raises a ValueError naming the examp
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -104,6 +105,13 @@ class Encoder:
         self.end_of_turn_id = int(
             self.tokenizer.convert_tokens_to_ids(backbone.adapter.end_of_turn)
         )
+
+    def without_latents(self) -> Encoder:
+        """The same encoder inserting no latents ("latents removed" evaluation, direct SFT)."""
+        plain = copy.copy(self)
+        plain.latents = None
+        plain.latent_ids = torch.tensor([], dtype=torch.long)
+        return plain
 
     def messages(self, sample: Sample) -> list[dict[str, Any]]:
         """The user turn: images in order, then the prompt with the latents placed as configured."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
 from peft import LoraConfig, TrainableTokensConfig, get_peft_model
 from torch import nn
 
@@ -37,6 +38,7 @@ class FinetuneConfig:
     r: int = 16  # paper
     alpha: int = 32  # paper
     dropout: float = 0.05  # paper
+    seed: int = 42  # paper; LoRA's random A matrices are drawn from it, whatever the global RNG
 
 
 def apply_finetuning(
@@ -46,17 +48,19 @@ def apply_finetuning(
     adapter = backbone.adapter
     token_indices = {adapter.embedding_module: list(latents.ids)} if latents else None
     if config.mode == "lora":
-        return get_peft_model(
-            backbone.model,
-            LoraConfig(
-                r=config.r,
-                lora_alpha=config.alpha,
-                lora_dropout=config.dropout,
-                target_modules=adapter.lora_target_regex,
-                trainable_token_indices=token_indices,
-                bias="none",
-            ),
-        )
+        with torch.random.fork_rng(devices=[]):  # adapters are created on the CPU
+            torch.manual_seed(config.seed)
+            return get_peft_model(
+                backbone.model,
+                LoraConfig(
+                    r=config.r,
+                    lora_alpha=config.alpha,
+                    lora_dropout=config.dropout,
+                    target_modules=adapter.lora_target_regex,
+                    trainable_token_indices=token_indices,
+                    bias="none",
+                ),
+            )
     model = backbone.model
     if latents:
         model = get_peft_model(

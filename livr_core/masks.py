@@ -49,6 +49,7 @@ class MaskRules:
     answer_from_image: bool = False
     latent_from_image: bool = False  # only for checks: seals the image off completely
     latent_from_text: bool = False
+    answer_from_latent: bool = False  # only for checks: the answer cannot read the latents
 
     def barred_pairs(self) -> list[tuple[TokenType, TokenType]]:
         pairs = {
@@ -56,6 +57,7 @@ class MaskRules:
             (TokenType.ANSWER, TokenType.IMAGE): self.answer_from_image,
             (TokenType.LATENT, TokenType.IMAGE): self.latent_from_image,
             (TokenType.LATENT, TokenType.TEXT): self.latent_from_text,
+            (TokenType.ANSWER, TokenType.LATENT): self.answer_from_latent,
         }
         return [pair for pair, barred in pairs.items() if barred]
 

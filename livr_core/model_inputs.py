@@ -1,7 +1,7 @@
 """The keyword arguments a model's `forward` gets for a batch under a mask variant.
 
-Owns `forward_inputs`, the one place where a `Batch`, a backbone adapter and a `MaskVariant`
-meet. Under CAUSAL (stage 2, inference) it passes the 2D padding mask and lets the model build
+Owns `forward_inputs` (and `position_ids`, its position part alone), the one place where a
+`Batch`, a backbone adapter and a `MaskVariant` meet. Under CAUSAL (stage 2, inference) it passes the 2D padding mask and lets the model build
 its own causal mask and positions, so any attention implementation works (flash included). Any
 other variant (or `dense=True`) passes a 4D mask in the model's attention implementation's form
 plus explicit position ids computed from the 2D padding mask by the adapter, because the model
@@ -33,12 +33,7 @@ def forward_inputs(
     dense: bool = False,
 ) -> dict[str, Any]:
     """Model kwargs for `batch`: ids, image tensors, attention mask and (4D case) position ids."""
-    inputs: dict[str, Any] = {"input_ids": batch.input_ids}
-    available = {
-        **batch.vision,
-        "mm_token_type_ids": (batch.token_types == TokenType.IMAGE).to(torch.int32),
-    }
-    inputs.update({k: available[k] for k in adapter.model_input_names if k in available})
+    inputs = _token_and_image_inputs(adapter, batch)
     if variant is MaskVariant.CAUSAL and not dense:
         inputs["attention_mask"] = batch.attention_mask
         return inputs
@@ -50,4 +45,20 @@ def forward_inputs(
     inputs["position_ids"] = adapter.position_ids(
         model, batch.input_ids, batch.attention_mask, inputs
     )
+    return inputs
+
+
+def position_ids(model: nn.Module, adapter: BackboneAdapter, batch: Batch) -> torch.Tensor:
+    """The adapter's position ids for `batch` (e.g. to take the last column when decoding)."""
+    inputs = _token_and_image_inputs(adapter, batch)
+    return adapter.position_ids(model, batch.input_ids, batch.attention_mask, inputs)
+
+
+def _token_and_image_inputs(adapter: BackboneAdapter, batch: Batch) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"input_ids": batch.input_ids}
+    available = {
+        **batch.vision,
+        "mm_token_type_ids": (batch.token_types == TokenType.IMAGE).to(torch.int32),
+    }
+    inputs.update({k: available[k] for k in adapter.model_input_names if k in available})
     return inputs

@@ -9,7 +9,10 @@ Owns:
   - how to compute position ids from the 2D padding mask (`position_ids`; M-RoPE for Qwen),
   - which modules get LoRA (`lora_target_regex`, anchored on `language_model` so no vision module
     matches) and which module is the input embedding (`embedding_module`),
-  - which token ends a chat turn (`end_of_turn`; latents go right before it in the user turn).
+  - which token ends a chat turn (`end_of_turn`; latents go right before it in the user turn),
+  - which modules are the language model's self-attention (`attention_module_regex`; under eager
+    attention their second output is the attention weights the read-outs average),
+  - the token grid (rows, columns) of each image in a batch (`image_grids`, for attention maps).
   The defaults describe a LLaVA-style model with 1D positions; families override what differs.
 * `Backbone`: a loaded model + processor + adapter, what every other module works with.
 * `unwrap`: the Hugging Face model under a peft wrapper.
@@ -30,6 +33,8 @@ LANGUAGE_MODEL_LORA_REGEX = (
     r".*\blanguage_model\.layers\.\d+\."
     r"(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
 )
+
+LANGUAGE_MODEL_ATTENTION_REGEX = r".*\blanguage_model\.layers\.\d+\.self_attn"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class BackboneAdapter:
     embedding_module: str = "embed_tokens"
     model_input_names: tuple[str, ...] = ("pixel_values",)
     end_of_turn: str = "<|im_end|>"
+    attention_module_regex: str = LANGUAGE_MODEL_ATTENTION_REGEX
 
     def image_token_ids(self, model: nn.Module) -> tuple[int, ...]:
         """Ids whose positions hold image features (the keys the bottleneck hides)."""
@@ -68,6 +74,15 @@ class BackboneAdapter:
         """Position ids from the 2D padding mask; 1D: 0, 1, ... over the real tokens."""
         del model, input_ids, model_inputs  # 1D positions depend on the padding only
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+    def image_grids(self, model: nn.Module, vision: Mapping[str, Any]) -> list[tuple[int, int]]:
+        """(rows, columns) of image tokens per image of a batch, in batch order.
+
+        LLaVA style: every image is one fixed square of patches (image_size / patch_size a side).
+        """
+        config = unwrap(model).config.vision_config
+        side = config.image_size // config.patch_size
+        return [(side, side)] * int(vision["pixel_values"].shape[0])
 
 
 @dataclass

@@ -11,19 +11,25 @@ The remote code was written for transformers 4.5x; loading it on 5.23 is unteste
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from livr_core.backbones.base import BackboneAdapter, LoadOptions
-from livr_core.backbones.qwen import load_pil_processor
+from livr_core.backbones.base import BackboneAdapter, LoadOptions, unwrap
+from livr_core.backbones.qwen import load_pil_processor, thw_grids
 
 
 class LlavaOneVision15Adapter(BackboneAdapter):
     """1D positions, Qwen2.5-VL-style image inputs."""
 
     model_input_names = ("pixel_values", "image_grid_thw")
+
+    def image_grids(self, model: nn.Module, vision: Mapping[str, Any]) -> list[tuple[int, int]]:
+        """Qwen2.5-VL-style grids; the merge size name in the remote config is assumed (untested)."""
+        merge = getattr(unwrap(model).config.vision_config, "spatial_merge_size", 2)
+        return thw_grids(vision["image_grid_thw"], merge)
 
 
 class RemoteCodeNotAllowed(RuntimeError):

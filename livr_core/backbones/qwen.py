@@ -1,6 +1,6 @@
 """Qwen2.5-VL and Qwen3-VL: their adapter (M-RoPE positions) and Hub / local-directory loading.
 
-Owns `QwenVLAdapter`, `load_qwen_vl`, and the loading of Qwen-style processors that
+Owns `QwenVLAdapter`, `load_qwen_vl`, `thw_grids` (image token grids), and the loading of Qwen-style processors that
 LLaVA-OneVision-1.5 shares (`load_pil_processor`, `image_processor_size`: the PIL image backend
 pinned, the pixel budget applied). Both families share the answers: `<|image_pad|>` is the image
 token, the model takes `pixel_values`, `image_grid_thw` and `mm_token_type_ids`, and position ids
@@ -42,6 +42,16 @@ class QwenVLAdapter(BackboneAdapter):
             attention_mask=attention_mask,
         )
         return positions
+
+    def image_grids(self, model: nn.Module, vision: Mapping[str, Any]) -> list[tuple[int, int]]:
+        """One token per merge x merge patches: (h / merge, w / merge) of each `image_grid_thw`."""
+        merge = unwrap(model).config.vision_config.spatial_merge_size
+        return thw_grids(vision["image_grid_thw"], merge)
+
+
+def thw_grids(image_grid_thw: torch.Tensor, merge: int) -> list[tuple[int, int]]:
+    """Token grids of images from their (t, h, w) patch grids (t is 1 for a still image)."""
+    return [(int(h) // merge, int(w) // merge) for _, h, w in image_grid_thw.tolist()]
 
 
 def image_processor_size(current: Mapping[str, int], options: LoadOptions) -> dict[str, int] | None:

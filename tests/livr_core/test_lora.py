@@ -132,3 +132,15 @@ def test_full_mode_trains_the_language_model_and_latent_rows_only(prepare, with_
         assert torch.allclose(head, _effective_embedding(model, rows) @ hidden[0, 0], atol=1e-6)
     groups = param_groups(model, weight_decay=0.01)
     assert all(p.ndim < 2 for p in groups[1]["params"]) and groups[1]["weight_decay"] == 0.0
+
+
+def test_lora_initialisation_depends_on_the_config_seed_only(prepare) -> None:
+    def lora_a(seed: int, global_seed: int) -> list[torch.Tensor]:
+        backbone, latents, _ = prepare("tiny-qwen2.5-vl")
+        torch.manual_seed(global_seed)
+        model = apply_finetuning(backbone, latents, FinetuneConfig(seed=seed))
+        return [p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n]
+
+    reference = lora_a(42, 0)
+    assert all(torch.equal(a, b) for a, b in zip(reference, lora_a(42, 1)))
+    assert not all(torch.equal(a, b) for a, b in zip(reference, lora_a(7, 0)))

@@ -1,0 +1,199 @@
+"""Inference: greedy generation (any mask, KV-cached) and choice scoring by log-likelihood.
+
+Owns `GenerationConfig`, `Generation`, `generate`, `score_choices` and `eval_mode`.
+
+Generation encodes the prompts (latents inserted after the prompt by the encoder, exactly as in
+training; `remove_latents=True` encodes them without) into left-padded batches and decodes
+greedily. Latent ids are never emitted: their logits are set to -inf before the argmax (the model
+never generates latents; they are inserted once with the prompt). A row stops at the end-of-turn
+or end-of-text token; every generated token is typed ANSWER, so under a non-causal mask
+("bottleneck at test time") the generated answer is barred from the image exactly like the
+answer in training.
+
+With the cache, the prompt is run once through `forward_inputs` (4D mask for a non-causal mask,
+the model's own 2D path for CAUSAL; always with the adapter's positions, which skip the left
+padding), then each new token is fed alone
+with its position (the adapter's positions of the grown sequence, last column) and, for a
+non-causal mask, its mask row over all keys (`allowed_attention` with `query_start` = cache
+length). `use_cache=False` instead re-runs `forward_inputs` on the whole sequence at every step:
+the reference the cached path is tested against.
+
+Choice scoring encodes the sample once per option as if the option were the answer and returns
+the summed (or mean) log-probability of the option's tokens (the end-of-turn token excluded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from livr_core.backbones.base import BackboneAdapter, unwrap
+from livr_core.encoding import IGNORE_INDEX, Batch, Encoder, Sample
+from livr_core.masks import MaskRules, MaskVariant, allowed_attention, to_attention_mask
+from livr_core.model_inputs import forward_inputs, position_ids
+from livr_core.token_types import TokenType
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 16  # answers are "(A)".."(D)" or a count: a few tokens
+    batch_size: int = 8  # prompts per forward; results do not depend on it
+    mask: MaskVariant | MaskRules = MaskVariant.CAUSAL  # paper inference; others: diagnostics
+    remove_latents: bool = False  # diagnostic "latents removed at evaluation"
+    use_cache: bool = True  # False recomputes the whole sequence each step (reference path)
+    return_logits: bool = False  # keep each step's next-token logits (float32, latents -inf)
+
+
+@dataclass
+class Generation:
+    id: str
+    text: str  # decoded answer, special tokens skipped
+    token_ids: list[int]  # generated ids up to (excluding) the stop token
+    logits: np.ndarray | None = None  # [steps, vocab]; steps include the stop token's step
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) and no gradients, restoring the model's mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def generate(
+    model: nn.Module,
+    adapter: BackboneAdapter,
+    encoder: Encoder,
+    samples: Sequence[Sample],
+    config: GenerationConfig = GenerationConfig(),
+) -> list[Generation]:
+    """Greedy answers for `samples`, in order."""
+    suppress = encoder.latent_ids.tolist()  # also when the latents are removed from the prompt
+    if config.remove_latents:
+        encoder = encoder.without_latents()
+    tokenizer = encoder.tokenizer
+    stop = {encoder.end_of_turn_id, tokenizer.eos_token_id} - {None}
+    results: list[Generation] = []
+    with eval_mode(model):
+        for start in range(0, len(samples), config.batch_size):
+            chunk = samples[start : start + config.batch_size]
+            tokens, logits = _greedy(model, adapter, encoder, chunk, config, suppress, stop)
+            for row, sample in enumerate(chunk):
+                ids = tokens[row].tolist()
+                end = next((i for i, t in enumerate(ids) if t in stop), len(ids))
+                steps = min(end + 1, len(ids))
+                results.append(
+                    Generation(
+                        id=sample.id,
+                        text=tokenizer.decode(ids[:end], skip_special_tokens=True),
+                        token_ids=ids[:end],
+                        logits=logits[row, :steps].numpy() if logits is not None else None,
+                    )
+                )
+    return results
+
+
+def _greedy(
+    model: nn.Module,
+    adapter: BackboneAdapter,
+    encoder: Encoder,
+    samples: Sequence[Sample],
+    config: GenerationConfig,
+    suppress: list[int],
+    stop: set[int],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Generated ids [B, steps] (rows run on past their stop token) and optional logits."""
+    device = next(model.parameters()).device
+    encoded = [encoder.encode(sample, with_answer=False) for sample in samples]
+    seq = encoder.collate(encoded, padding_side="left").to(device)
+    cache = None
+    tokens: list[torch.Tensor] = []
+    logits_steps: list[torch.Tensor] = []
+    finished = torch.zeros(len(samples), dtype=torch.bool, device=device)
+    stop_ids = torch.tensor(sorted(stop), device=device)
+    for step in range(config.max_new_tokens):
+        if step == 0 or not config.use_cache:
+            inputs = forward_inputs(model, adapter, seq, config.mask)
+            # Left padding: models with 1D positions would count the pads on their 2D path.
+            inputs.setdefault("position_ids", position_ids(model, adapter, seq))
+        else:
+            inputs = _next_token_inputs(model, adapter, seq, config.mask)
+        out = model(**inputs, past_key_values=cache, use_cache=config.use_cache)
+        cache = out.past_key_values if config.use_cache else None
+        logits = out.logits[:, -1].float()
+        logits[:, suppress] = float("-inf")
+        token = logits.argmax(-1)
+        tokens.append(token)
+        if config.return_logits:
+            logits_steps.append(logits.cpu())
+        finished |= torch.isin(token, stop_ids)
+        if bool(finished.all()):
+            break
+        seq = _append(seq, token)
+    all_logits = torch.stack(logits_steps, 1) if config.return_logits else None
+    return torch.stack(tokens, 1).cpu(), all_logits
+
+
+def _next_token_inputs(
+    model: nn.Module, adapter: BackboneAdapter, seq: Batch, mask: MaskVariant | MaskRules
+) -> dict[str, torch.Tensor]:
+    """Inputs for the last token of `seq` on top of a cache holding all earlier positions."""
+    inputs = {
+        "input_ids": seq.input_ids[:, -1:],
+        "position_ids": position_ids(model, adapter, seq)[..., -1:],
+    }
+    if mask is MaskVariant.CAUSAL:
+        inputs["attention_mask"] = seq.attention_mask  # 2D: the model builds the causal row
+    else:
+        kv = seq.input_ids.shape[1]
+        allowed = allowed_attention(seq.token_types, seq.attention_mask, mask, query_start=kv - 1)
+        base = unwrap(model)
+        implementation = base.config.get_text_config()._attn_implementation
+        inputs["attention_mask"] = to_attention_mask(allowed, implementation, base.dtype)
+    return inputs
+
+
+def _append(seq: Batch, token: torch.Tensor) -> Batch:
+    """`seq` with one generated (ANSWER-typed, unlabelled) token per row appended."""
+    column = token[:, None]
+    return replace(
+        seq,
+        input_ids=torch.cat([seq.input_ids, column], 1),
+        attention_mask=torch.cat([seq.attention_mask, torch.ones_like(column)], 1),
+        labels=torch.cat([seq.labels, torch.full_like(column, IGNORE_INDEX)], 1),
+        token_types=torch.cat([seq.token_types, torch.full_like(column, int(TokenType.ANSWER))], 1),
+    )
+
+
+def score_choices(
+    model: nn.Module,
+    adapter: BackboneAdapter,
+    encoder: Encoder,
+    sample: Sample,
+    choices: Sequence[str],
+    mask: MaskVariant | MaskRules = MaskVariant.CAUSAL,
+    normalize: bool = False,
+) -> np.ndarray:
+    """Log-likelihood of each option string as the answer (`normalize`: per token), [choices]."""
+    device = next(model.parameters()).device
+    encoded = [encoder.encode(replace(sample, answer=choice)) for choice in choices]
+    batch = encoder.collate(encoded).to(device)
+    with eval_mode(model):
+        logits = model(**forward_inputs(model, adapter, batch, mask)).logits.float()
+    logprobs = torch.log_softmax(logits[:, :-1], -1)
+    targets = batch.labels[:, 1:]
+    option = (targets != IGNORE_INDEX) & (targets != encoder.end_of_turn_id)
+    picked = logprobs.gather(-1, targets.clamp(min=0)[..., None])[..., 0] * option
+    total = picked.sum(-1)
+    if normalize:
+        total = total / option.sum(-1).clamp(min=1)
+    return total.cpu().numpy()
