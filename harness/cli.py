@@ -1,14 +1,18 @@
-"""The `harness` command: `run`, `report`, `methods`; `train`, `eval`, `diagnose`, `demo` land in
-part 2 (they need the trained-model side).
+"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`; `demo` lands
+separately.
 
 Owns argument parsing and `main(argv)` only; the work is in `harness.config` (tables),
-`harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store` and
-`harness.report`. Exit codes: 0 success, 1 some cells failed, 2 bad input (nothing was run).
+`harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store`,
+`harness.report`, `harness.run_folder` (single runs) and `harness.diagnose`. Exit codes: 0
+success, 1 some cells failed, 2 bad input (nothing was run).
 
     harness run --table 1 --dry-run
     harness run --table 3 --limit 20 --epochs 2 --runs runs-smoke --shard 0/4
     harness run --table 1 --executor oracle --built built     # no model: exercises the pipeline
     harness report --table 1
+    harness train --backbone qwen3-vl-4b --task localization --method livr --out runs/loc-livr
+    harness eval runs/loc-livr --split val
+    harness diagnose runs/table3/qwen3-vl-4b/localization/livr
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from harness.config import ConfigError, Overrides, TableConfig, load_table, table_names
 from harness.methods import METHODS
 
-PART2 = ("train", "eval", "diagnose", "demo")
+PART2 = ("demo",)
 
 
 def _names(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -64,18 +68,76 @@ def _parser() -> argparse.ArgumentParser:
                      help="print the cells with their status and cost, run nothing")
     run.add_argument("--shard", help="i/n: run shard i (from 0) of n; same partition everywhere")
     run.add_argument("--executor", default="livr",
-                     help="what runs a cell: livr (training, part 2), oracle, constant, or "
+                     help="what runs a cell: livr (the trainer), oracle, constant, or "
                           "module:factory (default: livr)")
-    run.add_argument("--executor-opt", action="append", default=[], metavar="KEY=VALUE",
-                     help="option passed to the executor's factory (repeatable)")
+    _executor_opt(run)
     run.add_argument("--replace", action="store_true",
                      help="move cell folders of another config aside instead of refusing")
     report = sub.add_parser("report", help="write a table's report from the run store")
     _table_args(report)
     sub.add_parser("methods", help="print every method with its settings")
+    _single_run_parsers(sub)
     for name in PART2:  # listed in --help; main() answers them before parsing their options
         sub.add_parser(name, help="lands in part 2 (needs the trained-model side)")
     return parser
+
+
+def _executor_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="option passed to the executor's factory (repeatable); livr takes the "
+                        "fields of harness.modeling.ModelOptions: device, source, models_dir, "
+                        "batch_size, max_new_tokens, dtype, min_pixels, max_pixels, ...")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow backbones whose checkpoint ships modeling code (LLaVA-OV-1.5); "
+                        "review that code first")
+
+
+def _executor_options(args: argparse.Namespace) -> dict[str, str]:
+    options = _options(args.executor_opt)
+    if args.trust_remote_code:
+        options["trust_remote_code"] = "true"
+    return options
+
+
+def _run_dir_parser(
+    sub: argparse._SubParsersAction, name: str, text: str
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=text)
+    p.add_argument("run_dir", type=Path,
+                   help="a run folder (harness train --out, or a cell folder of a table)")
+    p.add_argument("--split", default="test", help="split of the run's tasks (default: test)")
+    p.add_argument("--built", type=Path,
+                   help="built splits (default: the ones the run was trained on)")
+    p.add_argument("--limit", type=int, help="first N examples per task")
+    _executor_opt(p)
+    return p
+
+
+def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train one method on one task into a run folder")
+    train.add_argument("--backbone", required=True)
+    train.add_argument("--task", required=True)
+    train.add_argument("--method", required=True)
+    train.add_argument("--out", type=Path, required=True, help="the run folder")
+    train.add_argument("--built", type=Path, default=Path("built"),
+                       help="built splits, <built>/<task>/<split>/ (default: built/)")
+    train.add_argument("--epochs", type=int,
+                       help="total epochs, the method's stage split kept in proportion")
+    train.add_argument("--limit", type=int, help="use the first N examples of every split")
+    train.add_argument("--checkpoint", choices=("best", "final"),
+                       help="keep the best-validation or the final epoch (default: best)")
+    train.add_argument("--executor", default="livr", help="default: livr (the trainer)")
+    train.add_argument("--replace", action="store_true",
+                       help="move a run folder of another config aside instead of refusing")
+    _executor_opt(train)
+    _run_dir_parser(sub, "eval", "evaluate a trained run folder on a split")
+    diagnose = _run_dir_parser(sub, "diagnose", "usage diagnostics of a run: latents, masks, "
+                               "attention maps, t-SNE")
+    diagnose.add_argument("--out", type=Path, help="default: <run_dir>/diagnostics")
+    diagnose.add_argument("--overlays", type=int, default=4,
+                          help="examples drawn with latent-to-image attention (default: 4)")
+    diagnose.add_argument("--tsne-examples", type=int, default=50,
+                          help="examples in the t-SNE plot (default: 50, as the paper)")
 
 
 def _load(args: argparse.Namespace) -> TableConfig:
@@ -106,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
 
     table = _load(args)
     shard = parse_shard(args.shard) if args.shard else None
-    executor = make_executor(args.executor, _options(args.executor_opt))
+    executor = make_executor(args.executor, _executor_options(args))
     cells = plan_cells(table, args.built, executor_identity(executor))
     if shard is not None:
         cells = shard_cells(cells, *shard)
@@ -125,6 +187,67 @@ def _run(args: argparse.Namespace) -> int:
     _write_report(table, args.runs)
     print(summary.describe())
     return 1 if summary.failed else 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from harness.executor import executor_identity, make_executor
+    from harness.run_folder import FolderStore, single_cell
+    from harness.runner import check_conflicts, run_cells
+
+    executor = make_executor(args.executor, _executor_options(args))
+    cell = single_cell(args.backbone, args.task, args.method, args.built,
+                       executor_identity(executor), args.epochs, args.limit, args.checkpoint)
+    store = FolderStore(args.out)
+    for moved in check_conflicts([cell], store, args.replace):
+        print(f"moved aside: {moved}")
+    summary = run_cells([cell], store, executor, args.built)
+    print(summary.describe())
+    return 1 if summary.failed else 0
+
+
+def _built_for(args: argparse.Namespace) -> Path:
+    from harness.run_folder import stored_built
+
+    return args.built or stored_built(args.run_dir) or Path("built")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.modeling import ModelOptions
+    from harness.run_folder import evaluate_run, evaluation_data, load_run, read_cell
+
+    options = ModelOptions.parse(_executor_options(args))
+    data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
+    loaded = load_run(args.run_dir, options)
+    predictions, metrics = evaluate_run(loaded, data)
+    out = args.run_dir / "eval" / args.split
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    (out / "predictions.jsonl").write_text(
+        "".join(json.dumps(p, sort_keys=True) + "\n" for p in predictions))
+    for task, m in metrics["tasks"].items():
+        print(f"{task}: accuracy {m['accuracy']:.2f}% ({m['correct']}/{m['n']}), "
+              f"parse failures {m['parse_failure_rate']:.2f}%")
+    if len(metrics["tasks"]) > 1:
+        print(f"macro mean: {metrics['macro_mean']:.2f}%")
+    print(f"written: {out}/metrics.json, predictions.jsonl")
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from harness.diagnose import DiagnoseConfig, diagnose, format_summary
+    from harness.modeling import ModelOptions
+    from harness.run_folder import evaluation_data, load_run, read_cell
+
+    options = ModelOptions.parse(_executor_options(args))
+    data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
+    loaded = load_run(args.run_dir, options)
+    config = DiagnoseConfig(overlays=args.overlays, tsne_examples=args.tsne_examples)
+    out = args.out or args.run_dir / "diagnostics"
+    print(format_summary(diagnose(loaded, data, out, config)))
+    print(f"written: {out}/diagnostics.json")
+    return 0
 
 
 def _methods() -> int:
@@ -156,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             _write_report(_load(args), args.runs)
             return 0
-        return _run(args)
+        commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run}
+        return commands[args.command](args)
     except ConfigError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """The model side's interface: what a cell executor gets, what it returns, and how it is chosen.
 
-Owns `CellExecutor` (the protocol part 2's trainer implements), `CellData`, `CellFolder`,
+Owns `CellExecutor` (the protocol `harness.train_executor.LivrExecutor` implements), `CellData`, `CellFolder`,
 `CellResult`, `ExecutorUnavailable`, `make_executor`, and two built-in executors that need no
 model: `oracle` (answers the gold) and `constant` (always the same letter / count). The built-ins
 exist so the run store, resume, sharding and reports can be tested and demonstrated end to end.
@@ -178,11 +178,6 @@ def make_executor(spec: str, options: Mapping[str, str] | None = None) -> CellEx
     try:
         factory = _import(entry) if isinstance(entry, str) else entry
     except ExecutorUnavailable as exc:
-        if spec == "livr":
-            raise ExecutorUnavailable(
-                "the training executor 'livr' (livr_core trainer) lands in part 2 of the harness; "
-                "available now: --executor oracle or constant (no model)"
-            ) from None
         raise ExecutorUnavailable(f"executor {spec!r}: {exc}") from None
     try:
         executor = factory(**dict(options or {}))

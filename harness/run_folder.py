@@ -1,0 +1,174 @@
+"""A single run outside a table: `harness train` writes one, `eval` and `diagnose` read any back.
+
+Owns `FolderStore`, `single_cell`, `read_cell`, `LoadedRun`, `load_run`, `SplitData` and
+`evaluate_run`. A run folder is a cell folder (`harness.store`): config.json, status.json,
+metrics.json, predictions.jsonl, checkpoints/ (best/, final/ and the resumable checkpoints), so
+`eval` and `diagnose` work the same on `harness train --out DIR` and on any cell of a table.
+
+Reading a run back rebuilds the exact cell: config.json holds the method's result-changing fields,
+which are re-applied to the named method, and the rebuilt config must hash to the stored hash.
+The model is then rebuilt with the run's own settings (dtype, pixel budget, max_new_tokens,
+precision, from the executor fingerprint in config.json) and its selected weights (best/ when
+the cell keeps the best checkpoint and it exists, else final/; `livr_core.trainer` picks alike).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from builders.io import MANIFEST, split_dir
+from builders.record import Record
+from harness.cells import CellConfig
+from harness.config import ConfigError, Overrides, load_table
+from harness.executor import CellData, CellResult
+from harness.methods import MethodError, get_method
+from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
+from harness.plan import Cell, plan_cells
+from harness.runner import score_cell
+from harness.samples import to_samples
+from harness.store import CHECKPOINTS, CONFIG, METRICS, Key, RunStore
+
+SINGLE_TABLE = "train"  # the table name recorded in a `harness train` run's config
+
+
+class FolderStore(RunStore):
+    """A run store whose one cell lives in `folder` (the user's `--out`), not under a table."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(Path(folder).parent)
+        self.folder = Path(folder)
+
+    def cell_dir(self, key: Key) -> Path:
+        return self.folder
+
+
+def single_cell(
+    backbone: str,
+    task: str,
+    method: str,
+    built: Path,
+    executor: dict[str, Any],
+    epochs: int | None = None,
+    limit: int | None = None,
+    checkpoint: str | None = None,
+) -> Cell:
+    """The cell training `method` on `task`: a Table 1 cell (the single-task protocol: one model
+    per backbone and task, the paper's defaults), names and splits checked the same way."""
+    table = load_table("1", Overrides(
+        backbones=(backbone,), tasks=(task,), methods=(method,), epochs=epochs, limit=limit,
+    ))
+    spec = table.methods[method]
+    if checkpoint is not None and spec.trained:
+        spec = spec.with_changes(checkpoint=checkpoint)
+    table = replace(table, name=SINGLE_TABLE, methods={method: spec})
+    return plan_cells(table, built, executor)[0]
+
+
+def read_cell(run_dir: Path) -> CellConfig:
+    """The cell config stored in `run_dir`/config.json, rebuilt exactly (hash checked)."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG})")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    changes = dict(stored["method"])
+    if changes.get("checkpoint") == "none":  # untrained cells store the rule as "none"
+        del changes["checkpoint"]
+    try:
+        method = get_method(stored["method_name"]).with_changes(
+            label=stored["method_label"], **changes
+        )
+    except MethodError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    cell = CellConfig(
+        table=stored["table"], backbone=stored["backbone"], task=stored["task"], method=method,
+        train_tasks=tuple(stored["train_tasks"]), eval_tasks=tuple(stored["eval_tasks"]),
+        limit=stored["limit"], train_per_task=stored["train_per_task"], seed=stored["seed"],
+        data=stored["data"], executor=stored["executor"],
+    )
+    if cell.hash != stored["hash"]:
+        raise ConfigError(f"{path} does not rebuild to its own hash {stored['hash']}: it was "
+                          "written by another version of the harness")
+    return cell
+
+
+def stored_built(run_dir: Path) -> Path | None:
+    """The built-data folder the run was trained on (from its metrics.json), if recorded."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return None
+    built = json.loads(path.read_text(encoding="utf-8")).get("executor_info", {}).get("built")
+    return Path(built) if built else None
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cell: CellConfig
+    prepared: Prepared
+    options: ModelOptions
+    weights: Path | None  # the loaded best/ or final/; None for an untrained method
+
+
+def _weights_dir(run_dir: Path, cell: CellConfig) -> Path | None:
+    if not cell.method.trained:
+        return None
+    root = Path(run_dir) / CHECKPOINTS
+    best = root / "best"
+    chosen = best if cell.checkpoint == "best" and best.is_dir() else root / "final"
+    if not chosen.is_dir():
+        raise ConfigError(f"{run_dir} holds no trained weights ({chosen} is missing): "
+                          "finish its training first (harness train / harness run resumes it)")
+    return chosen
+
+
+def load_run(run_dir: Path, options: ModelOptions) -> LoadedRun:
+    """The run's model with its selected weights, built with the run's own settings."""
+    run_dir = Path(run_dir)
+    cell = read_cell(run_dir)
+    name = cell.executor.get("name")
+    if name != "livr":
+        raise ConfigError(f"{run_dir} was made by the {name!r} executor, which has no model")
+    options = options.with_run_settings(cell.executor)
+    weights = _weights_dir(run_dir, cell)
+    prepared = prepare(cell.backbone, cell.method, options, cell.seed)
+    if weights is not None:
+        load_weights(prepared, weights)
+    return LoadedRun(run_dir, cell, prepared, options, weights)
+
+
+class SplitData(CellData):
+    """A cell's data with `split` in the place of the test split (evaluation on val, say)."""
+
+    def __init__(self, built: Path, cell: CellConfig, split: str) -> None:
+        super().__init__(built, cell)
+        self.split = split
+
+    def records(self, split: str, task: str) -> list[Record]:
+        return super().records(self.split if split == "test" else split, task)
+
+
+def evaluation_data(cell: CellConfig, built: Path, split: str, limit: int | None) -> SplitData:
+    """What a run is evaluated on: `split` of its eval tasks, with its own limit or `limit`;
+    checked before any model is loaded."""
+    cell = cell if limit is None else replace(cell, limit=limit)
+    missing = [split_dir(built, t, split) for t in cell.eval_tasks
+               if not (split_dir(built, t, split) / MANIFEST).is_file()]
+    if missing:
+        raise ConfigError(f"no built {split!r} split at {', '.join(map(str, missing))} "
+                          "(pass --built, or build it with build-task)")
+    return SplitData(built, cell, split)
+
+
+def evaluate_run(
+    loaded: LoadedRun, data: SplitData
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """predictions.jsonl rows and metrics of the run's greedy answers on `data`, scored as
+    `harness run` scores a cell."""
+    samples = to_samples(data.test(), loaded.cell.method.image_twice, with_answer=False)
+    texts = generate_texts(loaded.prepared, samples, loaded.options)
+    predictions, metrics = score_cell(data.cell, data, CellResult(texts))
+    metrics["split"] = data.split
+    return predictions, metrics

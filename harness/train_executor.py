@@ -1,0 +1,157 @@
+"""The real cell executor: train a method with `livr_core`'s trainer, then answer the test set.
+
+Owns `LivrExecutor` (the `livr` entry of `harness.executor.EXECUTORS`), `train_config` and
+`EXECUTOR_VERSION`. For a cell it
+
+1. builds the method's model (`harness.modeling.prepare`: backbone, K latents, LoRA / full /
+   latent rows only / nothing);
+2. for a trained method, runs `livr_core.trainer.Trainer` on the train split: stage 1 under the
+   method's mask, stage 2 causal, the method's epochs and lr, the paper's other defaults
+   (`TrainConfig`). With the "best" rule, validation accuracy after every epoch is
+   `CellData.val_accuracy` of greedy answers to the val split, i.e. scored exactly as the test
+   set is; "final" keeps the last epoch and needs no val split. Checkpoints go to
+   `folder.checkpoints`; a resumed cell (`folder.resumed`) continues from the newest one;
+3. greedily answers every test record in batches and returns the raw texts (zero-shot: only
+   this step). The harness parses and scores them.
+
+Its `executor_info` (stored in metrics.json) records the built folder, device, weights source,
+per-epoch history (train loss, val accuracy), the selected checkpoint and its val accuracy, the
+checkpoint a resumed cell continued from, and timings. Image-twice cells double every image at
+training, validation and test alike (`harness.samples`).
+
+`fingerprint()` holds what changes results beyond the cell config: the trainer's, LoRA's and
+encoding's defaults, the run settings of `ModelOptions` and `EXECUTOR_VERSION` (bumped when this
+module changes what a cell computes). Where the weights come from (`source`, `models_dir`), the
+device and the generation batch size are left out: the backbone name already names the weights,
+and answers do not depend on the batch size (livr_core tests it). `precision` enters as given:
+"auto" means bf16 autocast on a GPU and fp32 on a CPU, so one store should be run on one kind of
+device. Building the fingerprint imports livr_core (torch, peft: ~10 s), so a `--dry-run` with
+this executor is no longer instant.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, replace
+from typing import Any
+
+import torch
+
+from harness.cells import CellConfig
+from harness.executor import CellData, CellFolder, CellResult
+from harness.modeling import ModelOptions, Prepared, generate_texts, prepare
+from harness.samples import to_samples
+from livr_core.backbones import LoadOptions
+from livr_core.checkpoint import latest_checkpoint
+from livr_core.distributed import Runtime
+from livr_core.encoding import EncodingConfig
+from livr_core.lora import FinetuneConfig
+from livr_core.masks import MaskVariant
+from livr_core.trainer import StepCallback, TrainConfig, Trainer
+
+EXECUTOR_VERSION = 1
+# TrainConfig fields a cell sets itself (already in its hash) ...
+PER_CELL = ("epochs", "stage1_mask", "lr", "seed", "select", "precision")
+# ... and those that change nothing in the trajectory (livr_core.trainer's resume-free fields;
+# tests/harness/test_train_executor.py keeps the two lists equal).
+NO_EFFECT = ("progress_bar", "save_every", "keep_last", "dataloader_workers")
+
+
+def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:
+    """The trainer's configuration for a trained cell: the method's schedule, paper defaults."""
+    method = cell.method
+    stage1 = MaskVariant[method.stage1_mask] if method.stage1_mask else TrainConfig.stage1_mask
+    return TrainConfig(
+        epochs=method.epochs,
+        stage1_mask=stage1,
+        lr=method.lr,
+        seed=cell.seed,
+        select=cell.checkpoint,  # type: ignore[arg-type]  # "best" | "final" for trained cells
+        precision=options.precision,  # type: ignore[arg-type]
+        progress_bar=options.progress,
+    )
+
+
+class LivrExecutor:
+    """Trains and evaluates cells with livr_core; options are `ModelOptions` fields."""
+
+    name = "livr"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = ModelOptions.parse(options)
+        self.on_micro_step: StepCallback | None = None  # observes training (tests, progress)
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        skip = set(PER_CELL) | set(NO_EFFECT)
+        finetune = asdict(FinetuneConfig())
+        return {
+            "version": EXECUTOR_VERSION,
+            "train": {k: v for k, v in asdict(TrainConfig()).items() if k not in skip},
+            "lora": {k: finetune[k] for k in ("r", "alpha", "dropout")},
+            "max_length": EncodingConfig().max_length,
+            "attn_implementation": LoadOptions().attn_implementation,  # sdpa and eager round apart
+            "tiny_weights_seed": LoadOptions().seed,  # the tiny backbones' random weights
+            **self.options.run_settings(),
+        }
+
+    def run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
+        try:
+            return self._run(cell, data, folder)
+        finally:
+            # A table runs many cells in one process: free this cell's model before the next one
+            # loads (peft wrappers hold reference cycles, and GPU memory never triggers the GC).
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def _run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
+        start = time.perf_counter()
+        prepared = prepare(cell.backbone, cell.method, self.options, cell.seed)
+        info: dict[str, Any] = {
+            "built": str(data.built.resolve()),  # `harness eval` / `diagnose` default
+            "device": str(self.options.resolved_device()),
+            "source": self.options.source_for(cell.backbone),
+        }
+        if cell.method.trained:
+            info.update(self._train(cell, data, folder, prepared))
+        tested = time.perf_counter()
+        samples = to_samples(data.test(), cell.method.image_twice, with_answer=False)
+        texts = generate_texts(prepared, samples, self.options)
+        info["test_seconds"] = round(time.perf_counter() - tested, 3)
+        info["total_seconds"] = round(time.perf_counter() - start, 3)
+        return CellResult(texts, info)
+
+    def _train(
+        self, cell: CellConfig, data: CellData, folder: CellFolder, prepared: Prepared
+    ) -> dict[str, Any]:
+        twice = cell.method.image_twice
+        evaluate = None
+        if cell.checkpoint == "best":
+            val = to_samples(data.val(), twice, with_answer=False)
+
+            def evaluate(model: Any) -> float:
+                trained = replace(prepared, model=model)
+                return data.val_accuracy(generate_texts(trained, val, self.options))
+
+        resumed_from = latest_checkpoint(folder.checkpoints) if folder.resumed else None
+        trainer = Trainer(
+            prepared.model, prepared.adapter, prepared.encoder,
+            to_samples(data.train(), twice), folder.checkpoints,
+            train_config(cell, self.options),
+            evaluate=evaluate, on_micro_step=self.on_micro_step,
+            runtime=Runtime.create(str(self.options.resolved_device())),
+        )
+        started = time.perf_counter()
+        result = trainer.fit(resume=folder.resumed)
+        prepared.model = result.model
+        return {
+            "train_examples": len(trainer.samples),
+            "resumed_from": resumed_from.name if resumed_from else None,
+            "selected": result.selected.name,
+            "val_accuracy": result.metric,
+            "global_step": result.global_step,
+            "history": result.history,
+            "train_seconds": round(time.perf_counter() - started, 3),
+        }
