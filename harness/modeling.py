@@ -25,7 +25,7 @@ mechanism that trains the rows in the other modes, without LoRA.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,6 +42,7 @@ from livr_core.encoding import Encoder, EncodingConfig, Sample
 from livr_core.inference import Generation, GenerationConfig, generate
 from livr_core.latents import LatentConfig, LatentTokens, add_latent_tokens
 from livr_core.lora import FinetuneConfig, apply_finetuning
+from livr_core.trainer import autocast_for
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -99,13 +100,7 @@ class ModelOptions:
 
     def autocast(self) -> AbstractContextManager:
         """The autocast the trainer uses, so validation, test and diagnostics decode alike."""
-        device = self.resolved_device()
-        precision = self.precision
-        if precision == "auto":
-            precision = "bf16" if device.type == "cuda" else "fp32"
-        if precision == "fp32":
-            return nullcontext()
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return autocast_for(self.precision, self.resolved_device())
 
 
 def _coerce(key: str, value: Any, kind: str) -> Any:

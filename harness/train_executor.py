@@ -49,14 +49,13 @@ from livr_core.distributed import Runtime
 from livr_core.encoding import EncodingConfig
 from livr_core.lora import FinetuneConfig
 from livr_core.masks import MaskVariant
-from livr_core.trainer import StepCallback, TrainConfig, Trainer
+from livr_core.trainer import RESUME_FREE, StepCallback, TrainConfig, Trainer
 
 EXECUTOR_VERSION = 1
 # TrainConfig fields a cell sets itself (already in its hash) ...
 PER_CELL = ("epochs", "stage1_mask", "lr", "seed", "select", "precision")
 # ... and those that change nothing in the trajectory (livr_core.trainer's resume-free fields;
 # tests/harness/test_train_executor.py keeps the two lists equal).
-NO_EFFECT = ("progress_bar", "save_every", "keep_last", "dataloader_workers")
 
 
 def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:
@@ -84,7 +83,7 @@ class LivrExecutor:
         self.on_micro_step: StepCallback | None = None  # observes training (tests, progress)
 
     def fingerprint(self) -> Mapping[str, Any]:
-        skip = set(PER_CELL) | set(NO_EFFECT)
+        skip = set(PER_CELL) | set(RESUME_FREE)
         finetune = asdict(FinetuneConfig())
         return {
             "version": EXECUTOR_VERSION,

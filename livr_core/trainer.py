@@ -123,7 +123,7 @@ class TrainConfig:
 
 
 # Fields that change nothing in the trajectory: a resume may alter them.
-_RESUME_FREE = ("progress_bar", "save_every", "keep_last", "dataloader_workers")
+RESUME_FREE = ("progress_bar", "save_every", "keep_last", "dataloader_workers")
 
 
 @dataclass
@@ -140,6 +140,16 @@ class TrainResult:
 def epoch_order(num_samples: int, seed: int, stage: int, epoch: int) -> list[int]:
     """The sample order of one epoch: a pure function, so a resume needs no sampler state."""
     return np.random.default_rng([seed, stage, epoch]).permutation(num_samples).tolist()
+
+
+def autocast_for(precision: str, device: torch.device) -> AbstractContextManager:
+    """The compute precision of training, for anything that must run the model the same way
+    (validation, test decoding, diagnostics): bf16 autocast on GPU for "auto", else fp32."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 class Trainer:
@@ -308,12 +318,7 @@ class Trainer:
         return self.runtime.prepare_loader(loader)
 
     def _autocast(self) -> AbstractContextManager:
-        precision = self.config.precision
-        if precision == "auto":
-            precision = "bf16" if self.runtime.device.type == "cuda" else "fp32"
-        if precision == "fp32":
-            return nullcontext()
-        return torch.autocast(self.runtime.device.type, dtype=torch.bfloat16)
+        return autocast_for(self.config.precision, self.runtime.device)
 
     # ----------------------------------------------------------------- epochs and checkpoints
     def _end_epoch(self, progress: Progress, optimizer: Optimizer, scheduler: LambdaLR) -> None:
@@ -372,7 +377,7 @@ class Trainer:
 
     def fingerprint(self) -> dict[str, Any]:
         """What a checkpoint must share with this run to be resumed by it."""
-        config = {k: v for k, v in asdict(self.config).items() if k not in _RESUME_FREE}
+        config = {k: v for k, v in asdict(self.config).items() if k not in RESUME_FREE}
         ids = hashlib.sha256("\n".join(s.id for s in self.samples).encode()).hexdigest()
         fingerprint = {
             **config,
