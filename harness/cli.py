@@ -1,5 +1,5 @@
-"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`; `demo` lands
-separately.
+"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `demo` (the
+demo's own options are parsed by `harness.demo.main`).
 
 Owns argument parsing and `main(argv)` only; the work is in `harness.config` (tables),
 `harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store`,
@@ -24,8 +24,6 @@ from pathlib import Path
 
 from harness.config import ConfigError, Overrides, TableConfig, load_table, table_names
 from harness.methods import METHODS
-
-PART2 = ("demo",)
 
 
 def _names(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -77,8 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     _table_args(report)
     sub.add_parser("methods", help="print every method with its settings")
     _single_run_parsers(sub)
-    for name in PART2:  # listed in --help; main() answers them before parsing their options
-        sub.add_parser(name, help="lands in part 2 (needs the trained-model side)")
+    # listed in --help; main() hands its arguments to harness.demo before parsing
+    sub.add_parser("demo", help="the whole toolkit end to end on miniature data with a tiny model "
+                   "(see harness demo --help)")
     return parser
 
 
@@ -268,10 +267,10 @@ def _methods() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in PART2:
-        print(f"harness {argv[0]}: lands in part 2 of the harness (it needs the trained-model "
-              "side: livr_core's trainer and inference); nothing was run.", file=sys.stderr)
-        return 2
+    if argv and argv[0] == "demo":
+        from harness.demo import main as demo_main  # heavy imports only when asked for
+
+        return demo_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "methods":
