@@ -63,7 +63,7 @@ class DemoSize:
 
 
 # Full: about five minutes on 2 CPU cores (27 cells). Quick: CI, well under three minutes.
-FULL = DemoSize(train=10, val=3, test=5, epochs=4)
+FULL = DemoSize(train=10, val=3, test=5, epochs=10)
 QUICK = DemoSize(train=4, val=2, test=3, epochs=2)
 
 

@@ -25,8 +25,8 @@ module changes what a cell computes). Where the weights come from (`source`, `mo
 device and the generation batch size are left out: the backbone name already names the weights,
 and answers do not depend on the batch size (livr_core tests it). `precision` enters as given:
 "auto" means bf16 autocast on a GPU and fp32 on a CPU, so one store should be run on one kind of
-device. Building the fingerprint imports livr_core (torch, peft: ~10 s), so a `--dry-run` with
-this executor is no longer instant.
+device. The fingerprint needs only `livr_core.configs` and `harness.options`, so building this
+executor (as `--dry-run` does) imports neither torch nor peft.
 """
 
 from __future__ import annotations
@@ -35,21 +35,26 @@ import gc
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, replace
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from harness.cells import CellConfig
 from harness.executor import CellData, CellFolder, CellResult
-from harness.modeling import ModelOptions, Prepared, generate_texts, prepare
-from harness.samples import to_samples
-from livr_core.backbones import LoadOptions
-from livr_core.checkpoint import latest_checkpoint
-from livr_core.distributed import Runtime
-from livr_core.encoding import EncodingConfig
-from livr_core.lora import FinetuneConfig
-from livr_core.masks import MaskVariant
-from livr_core.trainer import RESUME_FREE, StepCallback, TrainConfig, Trainer
+from harness.options import ModelOptions
+from livr_core.configs import (
+    RESUME_FREE,
+    EncodingConfig,
+    FinetuneConfig,
+    LoadOptions,
+    MaskVariant,
+    TrainConfig,
+)
+
+if TYPE_CHECKING:
+    from harness.modeling import Prepared
+    from livr_core.trainer import StepCallback
+
+# torch, peft, transformers and the rest of livr_core are imported where a cell runs, not here:
+# `harness run --dry-run` builds this executor for its fingerprint and must stay instant.
 
 EXECUTOR_VERSION = 1
 # TrainConfig fields a cell sets itself (already in its hash) ...
@@ -96,6 +101,8 @@ class LivrExecutor:
         }
 
     def run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
+        import torch
+
         try:
             return self._run(cell, data, folder)
         finally:
@@ -106,6 +113,9 @@ class LivrExecutor:
                 torch.cuda.empty_cache()
 
     def _run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
+        from harness.modeling import generate_texts, prepare
+        from harness.samples import to_samples
+
         start = time.perf_counter()
         prepared = prepare(cell.backbone, cell.method, self.options, cell.seed)
         info: dict[str, Any] = {
@@ -125,6 +135,12 @@ class LivrExecutor:
     def _train(
         self, cell: CellConfig, data: CellData, folder: CellFolder, prepared: Prepared
     ) -> dict[str, Any]:
+        from harness.modeling import generate_texts
+        from harness.samples import to_samples
+        from livr_core.checkpoint import latest_checkpoint
+        from livr_core.distributed import Runtime
+        from livr_core.trainer import Trainer
+
         twice = cell.method.image_twice
         evaluate = None
         if cell.checkpoint == "best":

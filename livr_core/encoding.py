@@ -1,6 +1,6 @@
 """Chat encoding of one sample (images + prompt + answer) with latent tokens, and batch collation.
 
-Owns `Sample`, `EncodingConfig`, `Encoded`, `Batch` and `Encoder`.
+Owns `Sample`, `Encoded`, `Batch` and `Encoder` (`EncodingConfig` is in `livr_core.configs`).
 
 A sample becomes one user turn holding its images first, in order, then the prompt text (as
 BLINK does), with the K latent tokens at the end of the user turn, right after the prompt (or,
@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from livr_core.backbones.base import Backbone
+from livr_core.configs import EncodingConfig
 from livr_core.latents import LatentTokens
 from livr_core.token_types import TokenType
 
@@ -46,12 +47,6 @@ class Sample:
     prompt: str
     answer: str | None = None
     id: str = ""
-
-
-@dataclass(frozen=True)
-class EncodingConfig:
-    max_length: int = 8192  # tokens; longer sequences are an error, never silently truncated
-    latent_position: Literal["after_prompt", "before_prompt"] = "after_prompt"  # paper: after
 
 
 @dataclass

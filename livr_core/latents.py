@@ -1,6 +1,6 @@
 """The K latent tokens: their vocabulary entries and the initialisation of their embedding rows.
 
-Owns `LatentConfig`, `LatentTokens` and `add_latent_tokens`.
+Owns `LatentTokens` and `add_latent_tokens` (`LatentConfig` is in `livr_core.configs`).
 
 * Tokens are new special tokens `<|latent_0|>` ... `<|latent_{K-1}|>` appended to the tokenizer.
   Shared mode (ablation) adds one token, `<|latent_0|>`, and inserts it K times: one embedding
@@ -24,21 +24,9 @@ import torch
 from tokenizers import AddedToken
 
 from livr_core.backbones.base import Backbone, unwrap
+from livr_core.configs import LatentConfig
 
 LATENT_TOKEN = "<|latent_{}|>"
-
-
-@dataclass(frozen=True)
-class LatentConfig:
-    """How many latents and whether they share one embedding."""
-
-    k: int = 16  # paper default (K ablation: 4, 8, 16, 32; Mirage comparison: 4)
-    shared: bool = False  # ablation: one embedding repeated K times
-    seed: int = 42  # the paper's seed; makes the random rows reproducible
-
-    def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"LatentConfig.k must be >= 1 (use no latents instead), got {self.k}")
 
 
 @dataclass(frozen=True)

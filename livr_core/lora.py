@@ -1,6 +1,6 @@
 """What gets trained: LoRA on the language model (or its full fine-tuning) plus the K latent rows.
 
-Owns `FinetuneConfig`, `apply_finetuning` and `param_groups`.
+Owns `apply_finetuning` and `param_groups` (`FinetuneConfig` is in `livr_core.configs`).
 
 * LoRA mode (paper default): peft LoRA on q/k/v/o/gate/up/down of the language model only,
   selected by the adapter's regex anchored on `language_model`, so the vision tower and the
@@ -11,6 +11,8 @@ Owns `FinetuneConfig`, `apply_finetuning` and `param_groups`.
   touches the other rows (a gradient-mask hook on the full matrix would still decay them).
 * Full mode (Mirage comparison): every decoder layer and the final norm of the language model
   are trained; the embedding matrix stays frozen except the latent rows (peft `TrainableTokens`).
+* Latent-rows mode (prompt tuning ablation): only the K latent rows are trained (the same peft
+  `TrainableTokens` delta, no LoRA); the model is otherwise frozen.
 * Without latents (direct SFT) only LoRA, or the language model, is trained.
 
 Call `add_latent_tokens` first: the delta starts as a copy of the rows at wrapping time. The
@@ -21,24 +23,15 @@ plain model in full mode without latents.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from peft import LoraConfig, TrainableTokensConfig, get_peft_model
 from torch import nn
 
 from livr_core.backbones.base import Backbone
+from livr_core.configs import FinetuneConfig
 from livr_core.latents import LatentTokens
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    mode: Literal["lora", "full"] = "lora"  # paper: LoRA; "full" = Mirage comparison (lr 1e-5)
-    r: int = 16  # paper
-    alpha: int = 32  # paper
-    dropout: float = 0.05  # paper
-    seed: int = 42  # paper; LoRA's random A matrices are drawn from it, whatever the global RNG
 
 
 def apply_finetuning(
@@ -61,8 +54,12 @@ def apply_finetuning(
                     bias="none",
                 ),
             )
+    if config.mode == "latent_rows" and not latents:
+        raise ValueError("FinetuneConfig(mode='latent_rows') trains only the latent rows: "
+                         "call add_latent_tokens first and pass its LatentTokens")
     model = backbone.model
     if latents:
+        # Freezes every base parameter and trains a delta over exactly the K latent rows.
         model = get_peft_model(
             model,
             TrainableTokensConfig(
@@ -71,9 +68,10 @@ def apply_finetuning(
         )
     else:
         model.requires_grad_(False)
-    for name, param in model.named_parameters():
-        if ".language_model." in f".{name}" and adapter.embedding_module not in name:
-            param.requires_grad_(True)
+    if config.mode == "full":
+        for name, param in model.named_parameters():
+            if ".language_model." in f".{name}" and adapter.embedding_module not in name:
+                param.requires_grad_(True)
     return model
 
 

@@ -1,6 +1,7 @@
 """Attention masks built by position from token types: causal, the LIVR bottleneck and ablations.
 
-Owns `MaskVariant`, `MaskRules`, `RULES`, `allowed_attention` and `to_attention_mask`.
+Owns `MaskRules`, `RULES`, `allowed_attention` and `to_attention_mask`; uses `MaskVariant`
+(defined in `livr_core.configs`, re-exported here).
 
 A mask is causal AND key-padding AND NOT (the variant's barred query-type → key-type pairs),
 then OR the diagonal so no query row is empty (SDPA returns NaN for a fully masked row; pad rows
@@ -26,19 +27,11 @@ would be silently wrong); flash attention cannot express a 4D mask and is refuse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import torch
 
+from livr_core.configs import MaskVariant
 from livr_core.token_types import TokenType
-
-
-class MaskVariant(str, Enum):
-    CAUSAL = "causal"
-    BOTTLENECK = "bottleneck"
-    ANSWER_ONLY = "answer_only"
-    BOTTLENECK_LATENTS_NO_PROMPT = "bottleneck_latents_no_prompt"
-    MASK_ONLY = "mask_only"
 
 
 @dataclass(frozen=True)

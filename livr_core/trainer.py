@@ -1,8 +1,8 @@
 """The LIVR trainer: stage 1 under a bottleneck mask, then stage 2 under the causal mask.
 
-Owns `TrainConfig` (every training default, with its reason), `Trainer`, `TrainResult`,
-`StepInfo` and `epoch_order`. One loop serves every method, chosen by configuration and by the
-encoder given:
+Owns `Trainer`, `TrainResult`, `StepInfo` and `epoch_order`; its configuration, `TrainConfig`
+(every training default, with its reason), lives in `livr_core.configs`. One loop serves every
+method, chosen by configuration and by the encoder given:
 
 | method | encoder | `TrainConfig` |
 |---|---|---|
@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,6 +63,7 @@ from livr_core.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from livr_core.configs import RESUME_FREE, TrainConfig
 from livr_core.distributed import Runtime
 from livr_core.encoding import Batch, Encoder, Sample
 from livr_core.lora import param_groups
@@ -83,47 +84,6 @@ class StepInfo:
 
 
 StepCallback = Callable[[StepInfo], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training hyper-parameters; the defaults are the paper's single-task LIVR run."""
-
-    epochs: tuple[int, int] = (4, 6)  # (stage 1, stage 2); paper single-task LIVR
-    stage1_mask: MaskVariant = MaskVariant.BOTTLENECK  # paper: answer + prompt barred from image
-    lr: float = 1e-4  # paper, LoRA (Mirage full fine-tuning: 1e-5)
-    weight_decay: float = 0.01  # paper; LoRA and latent rows only (lora.param_groups)
-    betas: tuple[float, float] = (0.9, 0.999)  # paper
-    eps: float = 1e-8  # paper
-    warmup_ratio: float = 0.05  # paper: 5% linear warm-up then cosine, restarted per stage
-    per_device_batch_size: int = 1  # paper
-    grad_accumulation: int = 8  # paper: effective batch 8 on one GPU
-    max_grad_norm: float | None = 1.0  # Hugging Face Trainer default; the paper names none
-    seed: int = 42  # paper
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
-    gradient_checkpointing: bool = False  # trades compute for memory on long prompts; same math
-    select: Literal["best", "final"] = "best"  # paper: best val accuracy (multi-task: final)
-    save_every: int = 50  # optimizer updates between mid-epoch checkpoints (plus epoch ends)
-    keep_last: int = 2  # rolling checkpoints kept for resuming; best/ and final/ are separate
-    progress_bar: bool = True
-    dataloader_workers: int = 0  # >0 encodes images in worker processes
-
-    def __post_init__(self) -> None:
-        if len(self.epochs) != 2 or min(self.epochs) < 0 or sum(self.epochs) == 0:
-            raise ValueError(f"epochs must be (stage 1, stage 2) >= 0, not all 0: {self.epochs}")
-        if self.stage1_mask is MaskVariant.CAUSAL and self.epochs[0]:
-            raise ValueError("stage 1 with the causal mask is stage 2: use epochs=(0, n)")
-        if min(self.per_device_batch_size, self.grad_accumulation, self.save_every) < 1:
-            raise ValueError("batch size, accumulation and save_every must be >= 1")
-        if self.keep_last < 1:
-            raise ValueError("keep_last must be >= 1 (a resume needs a checkpoint)")
-
-    def stage_mask(self, stage: int) -> MaskVariant:
-        return self.stage1_mask if stage == 0 else MaskVariant.CAUSAL
-
-
-# Fields that change nothing in the trajectory: a resume may alter them.
-RESUME_FREE = ("progress_bar", "save_every", "keep_last", "dataloader_workers")
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The backbone-adapter abstraction: the few model-specific answers the rest of livr_core needs.
 
 Owns:
-* `LoadOptions`: where a backbone comes from and how it is loaded (source, remote-code opt-in,
-  dtype, attention implementation, image pixel budget, seed for the tiny ones).
+* `LoadOptions` (defined in `livr_core.configs`): where a backbone comes from and how it is
+  loaded (source, remote-code opt-in, dtype, attention implementation, image pixel budget, seed
+  for the tiny ones).
 * `BackboneAdapter`: a stateless strategy per model family answering
   - which token ids are image tokens (`image_token_ids`),
   - which processor outputs the model's `forward` takes besides ids and mask (`model_input_names`),
@@ -27,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from livr_core.configs import LoadOptions  # noqa: F401  (re-exported: its old home)
+
 # The seven linear maps of each decoder layer, only under the language model: Qwen2.5-VL's vision
 # MLP reuses gate/up/down_proj, so a bare name list would put LoRA on the vision tower too.
 LANGUAGE_MODEL_LORA_REGEX = (
@@ -35,20 +38,6 @@ LANGUAGE_MODEL_LORA_REGEX = (
 )
 
 LANGUAGE_MODEL_ATTENTION_REGEX = r".*\blanguage_model\.layers\.\d+\.self_attn"
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to load a backbone. Defaults are the paper's single-GPU setting."""
-
-    source: str | None = None  # Hub id or local directory; None = the backbone's default
-    trust_remote_code: bool = False  # remote code is arbitrary Python: never enabled implicitly
-    dtype: torch.dtype | str = "auto"  # checkpoint dtype (bf16 for the real ones); tiny = fp32
-    attn_implementation: str = "sdpa"  # the LIVR masks are bool 4D masks, which sdpa takes
-    min_pixels: int | None = None  # image budget in pixels; None keeps the processor's own
-    max_pixels: int | None = None
-    seed: int = 0  # tiny backbones only: their random weights come from this seed
-    device: str | torch.device | None = None
 
 
 class BackboneAdapter:

@@ -280,3 +280,28 @@ def test_fingerprint_holds_what_changes_results():
     with pytest.raises(ConfigError, match="precision='fp16': use auto, bf16 or fp32"):
         LivrExecutor(precision="fp16")
     assert replace(ModelOptions(), source=None, models_dir="/nowhere").source_for("x") is None
+
+
+def test_planning_with_the_livr_executor_imports_no_model_stack():
+    """`harness run --dry-run` hashes cells with this executor's fingerprint: that must not
+    import torch, transformers or peft (seconds each), and must give the same hash inputs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from harness.executor import executor_identity, make_executor\n"
+        "identity = executor_identity(make_executor('livr', {'device': 'cpu'}))\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'identity': identity}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    answer = json.loads(out.stdout)
+    assert answer["heavy"] == []
+    loaded = json.loads(json.dumps(executor_identity(make_executor("livr", {"device": "cpu"}))))
+    assert answer["identity"] == loaded
+    with pytest.raises(ConfigError, match="dtype='fp8': use auto or a torch dtype name"):
+        LivrExecutor(dtype="fp8")
+    from harness.options import _DTYPES  # the torch-free list must name real torch dtypes
+
+    assert all(isinstance(getattr(torch, name), torch.dtype) for name in _DTYPES if name != "auto")

@@ -134,6 +134,30 @@ def test_full_mode_trains_the_language_model_and_latent_rows_only(prepare, with_
     assert all(p.ndim < 2 for p in groups[1]["params"]) and groups[1]["weight_decay"] == 0.0
 
 
+def test_latent_rows_mode_trains_exactly_the_latent_rows(prepare) -> None:
+    """Prompt tuning: one step moves the K latent rows and no other weight, no LoRA exists."""
+    backbone, latents, encoder = prepare("tiny-qwen2.5-vl")
+    model = apply_finetuning(backbone, latents, FinetuneConfig(mode="latent_rows"))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("trainable_tokens_delta" in n for n in trainable)
+    rows = backbone.model.get_input_embeddings().weight.shape[0]
+    before = _effective_embedding(model, rows)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    _train_step(model, backbone, encoder([two_image_sample(0)]))
+    after = _effective_embedding(model, rows)
+    changed = torch.nonzero((after != before).any(dim=1)).flatten().tolist()
+    assert changed == list(latents.ids)
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+
+
+def test_latent_rows_mode_without_latents_names_the_fix(prepare) -> None:
+    backbone, _, _ = prepare("tiny-qwen2.5-vl")
+    with pytest.raises(ValueError, match="add_latent_tokens first"):
+        apply_finetuning(backbone, None, FinetuneConfig(mode="latent_rows"))
+    with pytest.raises(ValueError, match="lora, full or latent_rows"):
+        FinetuneConfig(mode="prefix")  # type: ignore[arg-type]
+
+
 def test_lora_initialisation_depends_on_the_config_seed_only(prepare) -> None:
     def lora_a(seed: int, global_seed: int) -> list[torch.Tensor]:
         backbone, latents, _ = prepare("tiny-qwen2.5-vl")

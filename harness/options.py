@@ -1,0 +1,104 @@
+"""How a backbone is loaded and decoded: `ModelOptions`, the executor's `--executor-opt` keys.
+
+Owns `ModelOptions` and the parsing of its `KEY=VALUE` strings. Kept free of torch, peft and
+transformers (imported only inside the methods that need them) so that `harness run --dry-run`
+can hash cells with the `livr` executor's fingerprint without loading the model stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.config import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch dtype names a checkpoint may be loaded in (`getattr(torch, name)` in harness.modeling).
+_DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How backbones are loaded and decoded; every field is an `--executor-opt KEY=VALUE`.
+
+    RUN_SETTINGS change results and enter the cell hash (`LivrExecutor.fingerprint`); the other
+    fields say where and how fast a run executes.
+    """
+
+    source: str | None = None  # local dir or Hub id of the backbone (runs of one backbone)
+    models_dir: str | None = None  # <models_dir>/<backbone name>/ when it exists (several)
+    device: str | None = None  # default: cuda when available, else cpu
+    trust_remote_code: bool = False  # LLaVA-OV-1.5 ships its own modeling code: opt in only
+    batch_size: int = 8  # prompts per generation forward; answers do not depend on it
+    progress: bool = True  # training progress bars
+    dtype: str = "auto"  # checkpoint dtype (bf16 for the real backbones); tiny ones: fp32
+    min_pixels: int | None = None  # image pixel budget; None keeps the processor's own
+    max_pixels: int | None = None
+    max_new_tokens: int = 16  # answers are "(A)".."(D)" or a count: a few tokens
+    precision: str = "auto"  # autocast: auto = bf16 on GPU, fp32 on CPU (as livr_core's trainer)
+
+    RUN_SETTINGS: ClassVar[tuple[str, ...]] = ("dtype", "min_pixels", "max_pixels", "max_new_tokens", "precision")
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any]) -> ModelOptions:
+        """Options from `--executor-opt` strings (or typed values); errors list the valid keys."""
+        kinds = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(kinds))
+        if unknown:
+            raise ConfigError(
+                f"unknown executor option(s) {', '.join(unknown)}; valid: {', '.join(kinds)}"
+            )
+        return cls(**{k: _coerce(k, v, kinds[k]) for k, v in values.items()})
+
+    def source_for(self, backbone: str) -> str | None:
+        """Where backbone `backbone` loads from (None: its Hub id, or built in code)."""
+        if self.source is not None:
+            return self.source
+        if self.models_dir is not None and (Path(self.models_dir) / backbone).is_dir():
+            return str(Path(self.models_dir) / backbone)
+        return None
+
+    def resolved_device(self) -> torch.device:
+        import torch  # here, not at the top: planning a run must not pay torch's import
+
+        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def run_settings(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.RUN_SETTINGS}
+
+    def with_run_settings(self, settings: Mapping[str, Any]) -> ModelOptions:
+        """These options with a stored run's settings (so a run is evaluated as it was made)."""
+        return replace(self, **{k: settings[k] for k in self.RUN_SETTINGS if k in settings})
+
+    def autocast(self) -> AbstractContextManager:
+        """The autocast the trainer uses, so validation, test and diagnostics decode alike."""
+        from livr_core.trainer import autocast_for
+
+        return autocast_for(self.precision, self.resolved_device())
+
+
+def _coerce(key: str, value: Any, kind: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if "bool" in kind:
+            if value.lower() not in _TRUE + _FALSE:
+                raise ValueError(value)
+            return value.lower() in _TRUE
+        if "int" in kind:
+            optional = "None" in kind and value.lower() in ("", "none")
+            return None if optional else int(value)
+    except ValueError:
+        raise ConfigError(f"executor option {key}={value!r}: expected {kind}") from None
+    if key == "precision" and value not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"executor option precision={value!r}: use auto, bf16 or fp32")
+    if key == "dtype" and value not in _DTYPES:
+        raise ConfigError(f"executor option dtype={value!r}: use auto or a torch dtype name "
+                          "(bfloat16, float16, float32)")
+    return value or None if "None" in kind else value

@@ -1,0 +1,115 @@
+"""Every livr_core configuration, importable without torch, transformers or peft.
+
+Owns `MaskVariant`, `LoadOptions`, `LatentConfig`, `EncodingConfig`, `FinetuneConfig`,
+`TrainConfig` and `RESUME_FREE`: the defaults of the whole core in one visible place. The modules
+that use them (`masks`, `backbones`, `latents`, `encoding`, `lora`, `trainer`) re-export them, so
+`from livr_core.trainer import TrainConfig` keeps working; import them from here when only the
+configuration is needed (planning a run, hashing a cell's settings) and the seconds that torch
+and peft take to import would be wasted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import torch
+
+
+class MaskVariant(str, Enum):
+    CAUSAL = "causal"
+    BOTTLENECK = "bottleneck"
+    ANSWER_ONLY = "answer_only"
+    BOTTLENECK_LATENTS_NO_PROMPT = "bottleneck_latents_no_prompt"
+    MASK_ONLY = "mask_only"
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a backbone. Defaults are the paper's single-GPU setting."""
+
+    source: str | None = None  # Hub id or local directory; None = the backbone's default
+    trust_remote_code: bool = False  # remote code is arbitrary Python: never enabled implicitly
+    dtype: torch.dtype | str = "auto"  # checkpoint dtype (bf16 for the real ones); tiny = fp32
+    attn_implementation: str = "sdpa"  # the LIVR masks are bool 4D masks, which sdpa takes
+    min_pixels: int | None = None  # image budget in pixels; None keeps the processor's own
+    max_pixels: int | None = None
+    seed: int = 0  # tiny backbones only: their random weights come from this seed
+    device: str | torch.device | None = None
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    """How many latents and whether they share one embedding."""
+
+    k: int = 16  # paper default (K ablation: 4, 8, 16, 32; Mirage comparison: 4)
+    shared: bool = False  # ablation: one embedding repeated K times
+    seed: int = 42  # the paper's seed; makes the random rows reproducible
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"LatentConfig.k must be >= 1 (use no latents instead), got {self.k}")
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    max_length: int = 8192  # tokens; longer sequences are an error, never silently truncated
+    latent_position: Literal["after_prompt", "before_prompt"] = "after_prompt"  # paper: after
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    # paper: LoRA; "full" = Mirage comparison (lr 1e-5); "latent_rows" = prompt tuning (ablation)
+    mode: Literal["lora", "full", "latent_rows"] = "lora"
+    r: int = 16  # paper
+    alpha: int = 32  # paper
+    dropout: float = 0.05  # paper
+    seed: int = 42  # paper; LoRA's random A matrices are drawn from it, whatever the global RNG
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("lora", "full", "latent_rows"):
+            raise ValueError(f"FinetuneConfig.mode must be lora, full or latent_rows, not "
+                             f"{self.mode!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters; the defaults are the paper's single-task LIVR run."""
+
+    epochs: tuple[int, int] = (4, 6)  # (stage 1, stage 2); paper single-task LIVR
+    stage1_mask: MaskVariant = MaskVariant.BOTTLENECK  # paper: answer + prompt barred from image
+    lr: float = 1e-4  # paper, LoRA (Mirage full fine-tuning: 1e-5)
+    weight_decay: float = 0.01  # paper; LoRA and latent rows only (lora.param_groups)
+    betas: tuple[float, float] = (0.9, 0.999)  # paper
+    eps: float = 1e-8  # paper
+    warmup_ratio: float = 0.05  # paper: 5% linear warm-up then cosine, restarted per stage
+    per_device_batch_size: int = 1  # paper
+    grad_accumulation: int = 8  # paper: effective batch 8 on one GPU
+    max_grad_norm: float | None = 1.0  # Hugging Face Trainer default; the paper names none
+    seed: int = 42  # paper
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    gradient_checkpointing: bool = False  # trades compute for memory on long prompts; same math
+    select: Literal["best", "final"] = "best"  # paper: best val accuracy (multi-task: final)
+    save_every: int = 50  # optimizer updates between mid-epoch checkpoints (plus epoch ends)
+    keep_last: int = 2  # rolling checkpoints kept for resuming; best/ and final/ are separate
+    progress_bar: bool = True
+    dataloader_workers: int = 0  # >0 encodes images in worker processes
+
+    def __post_init__(self) -> None:
+        if len(self.epochs) != 2 or min(self.epochs) < 0 or sum(self.epochs) == 0:
+            raise ValueError(f"epochs must be (stage 1, stage 2) >= 0, not all 0: {self.epochs}")
+        if self.stage1_mask is MaskVariant.CAUSAL and self.epochs[0]:
+            raise ValueError("stage 1 with the causal mask is stage 2: use epochs=(0, n)")
+        if min(self.per_device_batch_size, self.grad_accumulation, self.save_every) < 1:
+            raise ValueError("batch size, accumulation and save_every must be >= 1")
+        if self.keep_last < 1:
+            raise ValueError("keep_last must be >= 1 (a resume needs a checkpoint)")
+
+    def stage_mask(self, stage: int) -> MaskVariant:
+        return self.stage1_mask if stage == 0 else MaskVariant.CAUSAL
+
+
+# Fields that change nothing in the trajectory: a resume may alter them.
+RESUME_FREE = ("progress_bar", "save_every", "keep_last", "dataloader_workers")
