@@ -1,5 +1,5 @@
-"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `demo` (the
-demo's own options are parsed by `harness.demo.main`).
+"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `demo` and
+`mechanism` (their own options are parsed by `harness.demo.main` / `harness.mechanism.main`).
 
 Owns argument parsing and `main(argv)` only; the work is in `harness.config` (tables),
 `harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store`,
@@ -51,6 +51,8 @@ def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", nargs="+", help="restrict/replace the table's methods")
     p.add_argument("--epochs", type=int,
                    help="total epochs per trained method, stage split kept in proportion")
+    p.add_argument("--lr", type=float,
+                   help="learning rate of every trained method (default: each method's own)")
     p.add_argument("--limit", type=int, help="use the first N examples of every split")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="run store (default: runs/)")
 
@@ -78,13 +80,15 @@ def _parser() -> argparse.ArgumentParser:
     # listed in --help; main() hands its arguments to harness.demo before parsing
     sub.add_parser("demo", help="the whole toolkit end to end on miniature data with a tiny model "
                    "(see harness demo --help)")
+    sub.add_parser("mechanism", help="train LIVR and latents-only on a synthetic task and check "
+                   "that only LIVR answers through its latents (see harness mechanism --help)")
     return parser
 
 
 def _executor_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="option passed to the executor's factory (repeatable); livr takes the "
-                        "fields of harness.modeling.ModelOptions: device, source, models_dir, "
+                        "fields of harness.options.ModelOptions: device, source, models_dir, "
                         "batch_size, max_new_tokens, dtype, min_pixels, max_pixels, ...")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow backbones whose checkpoint ships modeling code (LLaVA-OV-1.5); "
@@ -122,6 +126,7 @@ def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
                        help="built splits, <built>/<task>/<split>/ (default: built/)")
     train.add_argument("--epochs", type=int,
                        help="total epochs, the method's stage split kept in proportion")
+    train.add_argument("--lr", type=float, help="learning rate (default: the method's own)")
     train.add_argument("--limit", type=int, help="use the first N examples of every split")
     train.add_argument("--checkpoint", choices=("best", "final"),
                        help="keep the best-validation or the final epoch (default: best)")
@@ -142,7 +147,7 @@ def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace) -> TableConfig:
     overrides = Overrides(
         backbones=_names(args.backbones), tasks=_names(args.tasks), methods=_names(args.methods),
-        epochs=args.epochs, limit=args.limit,
+        epochs=args.epochs, lr=args.lr, limit=args.limit,
     )
     return load_table(args.table, overrides)
 
@@ -195,7 +200,8 @@ def _train(args: argparse.Namespace) -> int:
 
     executor = make_executor(args.executor, _executor_options(args))
     cell = single_cell(args.backbone, args.task, args.method, args.built,
-                       executor_identity(executor), args.epochs, args.limit, args.checkpoint)
+                       executor_identity(executor), args.epochs, args.limit, args.checkpoint,
+                       args.lr)
     store = FolderStore(args.out)
     for moved in check_conflicts([cell], store, args.replace):
         print(f"moved aside: {moved}")
@@ -271,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.demo import main as demo_main  # heavy imports only when asked for
 
         return demo_main(argv[1:])
+    if argv and argv[0] == "mechanism":
+        from harness.mechanism import main as mechanism_main
+
+        return mechanism_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "methods":

@@ -63,6 +63,7 @@ class Overrides:
     tasks: tuple[str, ...] | None = None
     methods: tuple[str, ...] | None = None
     epochs: int | None = None  # total epochs per trained method (stage split kept in proportion)
+    lr: float | None = None  # learning rate of every trained method (both stages)
     limit: int | None = None  # at most this many examples of every split of every task
 
     @classmethod
@@ -211,18 +212,20 @@ def _select_rows(sections: tuple[Section, ...], methods: tuple[str, ...]) -> tup
 
 
 def _resolve_method(
-    name: str, doc: Mapping[str, Any], checkpoint: str | None, epochs: int | None, where: str
+    name: str, doc: Mapping[str, Any], checkpoint: str | None, overrides: Overrides, where: str
 ) -> MethodSpec:
     method = _method(name, where)
     changes = dict(doc.get("method_overrides", {}).get(name, {}))
     if checkpoint is not None and method.trained:
         changes.setdefault("checkpoint", checkpoint)
+    if overrides.lr is not None and method.trained:
+        changes["lr"] = overrides.lr  # the command line wins over the table's method_overrides
     try:
         method = method.with_changes(**changes) if changes else method
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where} [method_overrides.{name}]: {exc}") from None
     try:
-        return scale_epochs(method, epochs) if epochs is not None else method
+        return scale_epochs(method, overrides.epochs) if overrides.epochs is not None else method
     except MethodError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -237,6 +240,8 @@ def load_table(
         raise ConfigError(f"--limit must be >= 1, got {overrides.limit}")
     if overrides.epochs is not None and overrides.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {overrides.epochs}")
+    if overrides.lr is not None and not overrides.lr > 0:
+        raise ConfigError(f"--lr must be > 0, got {overrides.lr}")
     path = _table_path(name_or_path)
     where = str(path)
     try:
@@ -267,7 +272,7 @@ def load_table(
         sections = _select_rows(sections, tuple(dict.fromkeys(overrides.methods)))
     names = dict.fromkeys(r.method for s in sections for r in s.rows)
     methods = {
-        n: _resolve_method(n, doc, checkpoint, overrides.epochs, where) for n in names
+        n: _resolve_method(n, doc, checkpoint, overrides, where) for n in names
     }
     delta = _delta(doc, where)
     if delta is not None and not {delta.method, delta.base} <= set(methods):

@@ -149,8 +149,8 @@ class ConstantExecutor:
         })
 
 
-# Name -> factory, or "module:attribute" of a factory imported on demand. Part 2 adds the
-# trainer as `harness/train_executor.py` defining `LivrExecutor`.
+# Name -> factory, or "module:attribute" of a factory imported on demand (the trainer's module
+# is imported only when a run asks for it).
 EXECUTORS: dict[str, Callable[..., CellExecutor] | str] = {
     "livr": "harness.train_executor:LivrExecutor",
     "oracle": OracleExecutor,

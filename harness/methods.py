@@ -2,9 +2,9 @@
 
 Owns `MethodSpec`, `METHODS` (every named method with its defaults, in one place), `get_method`
 and `scale_epochs`. A method says WHAT is trained and how (latents, masks, schedule, fine-tuning
-mode); HOW to train it is `livr_core`'s job (part 2's executor reads these fields). Mask variants
-are named by `livr_core.masks.MaskVariant` member names (a test keeps them in step), so this
-module needs neither torch nor livr_core.
+mode); HOW to train it is `livr_core`'s job (`harness.train_executor` reads these fields). Mask
+variants are named by `livr_core.configs.MaskVariant` member names (a test keeps them in step), so
+this module needs neither torch nor livr_core.
 
 Interpretations (the paper is short on some ablations; PROTOCOL.md section 1):
 * latents only: LIVR without stage 1, i.e. schedule (0, 10); it is also Table 4(b)'s (0,10) row.

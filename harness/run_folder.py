@@ -54,11 +54,13 @@ def single_cell(
     epochs: int | None = None,
     limit: int | None = None,
     checkpoint: str | None = None,
+    lr: float | None = None,
 ) -> Cell:
     """The cell training `method` on `task`: a Table 1 cell (the single-task protocol: one model
     per backbone and task, the paper's defaults), names and splits checked the same way."""
     table = load_table("1", Overrides(
-        backbones=(backbone,), tasks=(task,), methods=(method,), epochs=epochs, limit=limit,
+        backbones=(backbone,), tasks=(task,), methods=(method,), epochs=epochs, lr=lr,
+        limit=limit,
     ))
     spec = table.methods[method]
     if checkpoint is not None and spec.trained:

@@ -36,9 +36,10 @@ Training and inference (the caller supplies samples and a validation metric):
                       GenerationConfig(mask=MaskVariant.BOTTLENECK))
     mass = answer_latent_mass(result.model, backbone.adapter, encoder(samples_with_answers))
 
-Modules: `backbones/` (adapters, registry, tiny offline models), `tokenizer` (offline tiny
-tokenizer), `latents`, `encoding`, `token_types`, `masks`, `model_inputs`, `lora`; `schedule`
-(warm-up + cosine per stage), `trainer`, `checkpoint` (atomic, exactly resumable checkpoints),
+Modules: `configs` (every configuration dataclass and default, importable without torch),
+`backbones/` (adapters, registry, tiny offline models), `tokenizer` (offline tiny tokenizer),
+`latents`, `encoding`, `token_types`, `masks`, `model_inputs`, `lora`; `schedule` (warm-up +
+cosine per stage), `trainer`, `checkpoint` (atomic, exactly resumable checkpoints),
 `distributed` (single process or accelerate DDP), `inference` (greedy generation under any
 mask, choice scoring), `attention` (eager read-outs).
 """

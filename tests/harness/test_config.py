@@ -57,6 +57,17 @@ def test_overrides():
     assert t.delta is None  # direct_sft is not in the filtered table
 
 
+def test_lr_override_changes_every_trained_method_only():
+    base = load_table("mirage")
+    t = load_table("mirage", {"lr": 3e-3})
+    for name, method in t.methods.items():
+        assert method.lr == (3e-3 if method.trained else base.methods[name].lr), name
+    assert {m.lr for m in base.methods.values() if m.trained} != {3e-3}  # it really changed
+    one = load_table("1", {"lr": 2e-4})
+    assert one.methods["zero_shot"].lr == load_table("1").methods["zero_shot"].lr
+    assert one.methods["livr"].lr == one.methods["direct_sft"].lr == 2e-4
+
+
 def test_overrides_filter_sections():
     t = load_table("4", {"methods": ["livr", "livr_k4"]})
     assert [(s.title[:3], [r.method for r in s.rows]) for s in t.sections] == [
@@ -72,6 +83,7 @@ def test_overrides_filter_sections():
     ("1", {"epochs": 0}, "--epochs must be >= 1"),
     ("1", {"epochs": 1}, "too few for 'livr'"),
     ("1", {"limit": 0}, "--limit must be >= 1"),
+    ("1", {"lr": 0.0}, "--lr must be > 0, got 0.0"),
 ])
 def test_errors_name_valid_choices(table, overrides, message):
     with pytest.raises(ConfigError, match=message):

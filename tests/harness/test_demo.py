@@ -48,6 +48,10 @@ def test_table_1_is_printed_and_written(ran):
     report = json.loads((out / "runs" / "table1" / "report" / "report.json").read_text())
     assert report  # every format of the harness's report is there
     assert "TINY RANDOM-INITIALISED" in (out / "README.md").read_text()
+    trained = [json.loads(p.read_text())["method"] for p in
+               (out / "runs" / "table1").glob("*/*/*/config.json")]
+    assert len(trained) == 27  # nine tasks x zero-shot / direct SFT / LIVR
+    assert {m["lr"] for m in trained if m["finetune"] != "none"} == {demo.QUICK.lr}
 
 
 def test_splits_dedup_and_diagnostics_are_written(ran):
