@@ -50,7 +50,7 @@ DISCLAIMER = (
 # A model this small learns little of the nine tasks from ten examples; the mechanism check is
 # where a tiny model does learn, and shows the latents carrying the image.
 NEXT = ("To see LIVR's latents carry the image on a task a tiny model can learn, run "
-        "`harness mechanism` (about 3 minutes on 2 CPU cores).")
+        "`harness mechanism` (about 2 minutes on 2 CPU cores).")
 
 
 @dataclass(frozen=True)

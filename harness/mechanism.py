@@ -2,7 +2,8 @@
 
 Owns `MechanismConfig` (every setting, with its reason), `SEEDS` and the thresholds,
 `MethodResult`, `MechanismResult`, `quadrant_samples`, `train_and_evaluate`, `run_mechanism`,
-`format_result` and `main(argv)` (`harness mechanism [--seeds 0 1 2] [--json FILE]`).
+`format_result` and `main(argv)` (`harness mechanism [--seeds 0 1 2] [--json FILE]
+[--png FILE]`).
 
 The task is generated in code: a 56x56 grey image holding one red square that fills most of one
 quadrant; the prompt asks for the quadrant ("Quadrant?"; (A) top-left, (B) top-right, (C)
@@ -44,7 +45,7 @@ Why these settings (all in `MechanismConfig`; each was measured, see below):
 * batch 8 in one forward, no accumulation: the paper's effective batch of 8 (every answer has the
   same number of tokens, so the loss is the same), several times faster on a CPU.
 * the two trainings run in two processes with one thread each: a tiny model gains nothing from
-  intra-op threads, so on 2 cores this halves the wall time (about 50 s per seed).
+  intra-op threads, so on 2 cores this halves the wall time (the three seeds: 110 s).
 * the square's side is 22 to 27 px at any offset inside its quadrant: 4 x 91 distinct images,
   so train and test images repeat. That is fine here: the question is which route the answer
   takes to the image, not whether the model generalises.
@@ -350,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="harness mechanism",
         description="Train LIVR and latents-only on a synthetic quadrant task with a tiny "
                     "backbone and compare their accuracy under the bottleneck mask at test "
-                    "time (about a minute per seed on 2 CPU cores).",
+                    "time (about 40 s per seed on 2 CPU cores).",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
                         help=f"one LIVR and one latents-only run per seed (default: "
@@ -359,13 +360,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=MechanismConfig.workers,
                         help="training processes, one thread each")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
+    parser.add_argument("--png", type=Path, help="also draw the accuracies as a PNG here")
     args = parser.parse_args(argv)
-    if args.json is not None and args.json.exists():
-        parser.error(f"{args.json} exists; remove it or name another file")
+    for path in (args.json, args.png):
+        if path is not None and path.exists():  # checked before minutes of training
+            parser.error(f"{path} exists; remove it or name another file")
     result = run_mechanism(MechanismConfig(workers=args.workers), args.seeds)
     print(format_result(result), flush=True)
     if args.json:
         args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    if args.png:
+        from harness.plot import plot_mechanism
+
+        print(f"figure: {plot_mechanism(result, args.png)}")
     return 0 if result.passed else 1
 
 

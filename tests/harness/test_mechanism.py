@@ -68,6 +68,16 @@ def test_every_method_and_seed_trains_as_configured(result):
         result.mean_bottleneck("livr")
 
 
+def test_the_figure_is_drawn(result, tmp_path):
+    from PIL import Image
+
+    from harness.plot import plot_mechanism
+
+    path = plot_mechanism(result, tmp_path / "figs" / "mechanism.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > image.height > 200
+
+
 def _run(method: str, seed: int, bottleneck: float, causal: float = 100.0) -> MethodResult:
     return MethodResult(method, seed, (6, 4) if method == "livr" else (0, 10), bottleneck,
                         causal, {}, [], 0.0)
@@ -111,10 +121,11 @@ def test_the_answer_is_the_quadrant_of_the_red_square():
     assert [s.images[0].tobytes() for s in again] == [s.images[0].tobytes() for s in samples]
 
 
-def test_the_command_refuses_to_overwrite_a_result(tmp_path, capsys):
-    existing = tmp_path / "mechanism.json"
+@pytest.mark.parametrize("flag", ["--json", "--png"])
+def test_the_command_refuses_to_overwrite_a_result(tmp_path, capsys, flag):
+    existing = tmp_path / "mechanism.out"
     existing.write_text("{}")
     with pytest.raises(SystemExit):
-        harness_main(["mechanism", "--json", str(existing)])
-    assert "exists; remove it or name another file" in capsys.readouterr().err
+        harness_main(["mechanism", flag, str(existing)])
+    assert f"{existing} exists; remove it or name another file" in capsys.readouterr().err
     assert existing.read_text() == "{}"
