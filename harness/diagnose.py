@@ -43,11 +43,15 @@ from harness.run_folder import LoadedRun, SplitData
 from harness.runner import score_cell
 from harness.samples import to_samples
 from harness.visualize import save_overlay, save_tsne
-from livr_core.attention import key_type_mass, latent_image_maps, mean_attention
+from livr_core.attention import (
+    key_type_mass,
+    last_hidden_states,
+    latent_image_maps,
+    mean_attention,
+)
 from livr_core.encoding import Sample
-from livr_core.inference import GenerationConfig, eval_mode
+from livr_core.inference import GenerationConfig
 from livr_core.masks import MaskVariant
-from livr_core.model_inputs import forward_inputs
 from livr_core.token_types import TokenType
 
 CONDITIONS: dict[str, GenerationConfig] = {
@@ -160,11 +164,9 @@ def _hidden_states(
     """Final-layer hidden states of latent / image / text prompt positions, at most `cap` each."""
     prepared = loaded.prepared
     found: dict[str, list[np.ndarray]] = {kind: [] for kind in TSNE_KINDS.values()}
-    with loaded.options.autocast(), eval_mode(prepared.model):
+    with loaded.options.autocast():
         for _, batch in _batches(prepared, samples, loaded.options.batch_size, False):
-            inputs = forward_inputs(prepared.model, prepared.adapter, batch)
-            states = prepared.model(**inputs, output_hidden_states=True, use_cache=False)
-            last = states.hidden_states[-1].float()
+            last = last_hidden_states(prepared.model, prepared.adapter, batch)
             real = batch.attention_mask.bool()
             for token_type, kind in TSNE_KINDS.items():
                 chosen = (batch.token_types == token_type) & real

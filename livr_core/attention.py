@@ -1,7 +1,7 @@
-"""Attention read-outs through the eager path: where the answer and the latents look.
+"""Read-outs of a forward pass: where the answer and the latents look, and what they hold.
 
-Owns `eager_attention`, `mean_attention`, `key_type_mass`, `answer_latent_mass` and
-`latent_image_maps`. Only eager attention materialises the weights, so the read-outs switch the
+Owns `eager_attention`, `mean_attention`, `key_type_mass`, `answer_latent_mass`,
+`latent_image_maps` and `last_hidden_states`. Only eager attention materialises the weights, so the read-outs switch the
 language model to eager for one forward (the mask then comes additive from `forward_inputs`) and
 hook every self-attention module the adapter names, averaging each layer's weights over heads
 as it is produced (one [B, L, L] float32 accumulator instead of every layer's [B, H, L, L]).
@@ -14,8 +14,11 @@ as it is produced (one [B, L, L] float32 accumulator instead of every layer's [B
   of its tokens, averaged over heads, layers and latent positions, reshaped to the image's token
   grid (rows, columns) from the adapter (Qwen: image_grid_thw / merge size). Raw weights, not
   renormalised; plotting is the caller's job.
+* `last_hidden_states` (paper Sec. 4.4.2, t-SNE): the language model's final-layer states of
+  every position under any mask, with the batch's token types telling latent / image / text
+  positions apart. Uses the model's own attention (no eager switch).
 
-Results are NumPy arrays, one entry per batch row.
+Attention results are NumPy arrays, one entry per batch row.
 """
 
 from __future__ import annotations
@@ -137,3 +140,18 @@ def latent_image_maps(
             raise ValueError(f"image grids do not match the image tokens of row {row}")
         maps.append(row_maps)
     return maps
+
+
+def last_hidden_states(
+    model: nn.Module,
+    adapter: BackboneAdapter,
+    batch: Batch,
+    mask: MaskVariant | MaskRules = MaskVariant.CAUSAL,
+) -> torch.Tensor:
+    """Final-layer hidden states of every position, [B, L, hidden], float32, no gradients.
+
+    Select positions with `batch.token_types` (and `batch.attention_mask` for padding)."""
+    with eval_mode(model), torch.no_grad():
+        out = model(**forward_inputs(model, adapter, batch, mask), output_hidden_states=True,
+                    use_cache=False)
+    return out.hidden_states[-1].float()

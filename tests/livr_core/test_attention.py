@@ -8,6 +8,7 @@ import torch
 from livr_core.attention import (
     answer_latent_mass,
     key_type_mass,
+    last_hidden_states,
     latent_image_maps,
     mean_attention,
 )
@@ -77,3 +78,30 @@ def test_latent_image_maps_have_the_image_grids(prepare, backbone_name) -> None:
         assert all((m >= 0).all() for m in row_maps)
         total = sum(float(m.sum()) for m in row_maps)
         assert abs(total - image_mass[row, TokenType.IMAGE]) <= 1e-5
+
+
+def test_last_hidden_states_see_the_image_only_where_the_mask_lets_them(
+    prepare, backbone_name
+) -> None:
+    """Two images, same text: under the bottleneck the final states of the prompt (the text
+    between the image and the latents) are bit-identical and the latents' differ; under the
+    causal mask the prompt's differ too."""
+    backbone, _, encoder = prepare(backbone_name)
+    model, adapter = backbone.model, backbone.adapter
+    batch = encoder([Sample([random_image(seed, 56, 56)], "Which quadrant?", "(A)", str(seed))
+                     for seed in (1, 2)])
+    types = batch.token_types[0]
+    assert torch.equal(types, batch.token_types[1])
+    latent = types == TokenType.LATENT
+    position = torch.arange(len(types))
+    first_image, first_latent = (int((types == t).nonzero()[0])
+                                 for t in (TokenType.IMAGE, TokenType.LATENT))
+    text = (types == TokenType.TEXT) & (position > first_image) & (position < first_latent)
+    assert int(text.sum()) >= len("Which quadrant?") // 4  # the prompt is in the selection
+    states = last_hidden_states(model, adapter, batch, MaskVariant.BOTTLENECK)
+    assert states.dtype == torch.float32 and states.shape[:2] == batch.input_ids.shape
+    assert not states.requires_grad
+    assert torch.equal(states[0, text], states[1, text])
+    assert not torch.equal(states[0, latent], states[1, latent])
+    causal = last_hidden_states(model, adapter, batch)
+    assert not torch.equal(causal[0, text], causal[1, text])
