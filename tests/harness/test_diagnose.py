@@ -9,7 +9,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tiny backbones are built in code; never download
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,14 +30,7 @@ BACKBONE = "tiny-qwen2.5-vl"
 OPTS = ["--executor-opt", "device=cpu", "--executor-opt", "progress=0"]
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> Iterator[None]:
-    """See test_train_executor.single_thread: threads only slow tiny models and t-SNE here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

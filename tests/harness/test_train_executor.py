@@ -11,7 +11,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tiny backbones are built in code
 import contextlib
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,15 +41,7 @@ OPTS = ["--executor-opt", "device=cpu", "--executor-opt", "progress=0"]
 CELL = ("table1", BACKBONE, "jigsaw")
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> Iterator[None]:
-    """Tiny models and a small t-SNE gain nothing from threads on a busy 2-core machine, and
-    OpenMP spin-waiting there makes them many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
