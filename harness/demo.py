@@ -67,7 +67,8 @@ class DemoSize:
     epochs: int  # total per trained method; LIVR keeps its 4:6 stage split (harness --epochs)
     # harness --lr. The paper's 1e-4 fine-tunes a pretrained model; a random-initialised tiny one
     # needs a larger step to learn even the answer format in 10 epochs of 2 updates (with 1e-4
-    # every answer stayed unparseable, with 3e-3 the multiple-choice cells answer in format).
+    # every answer stayed unparseable; with 3e-3 the two-option tasks answer in format, the
+    # four-option tasks and counting still do not).
     lr: float = 3e-3
 
 

@@ -86,7 +86,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,7 +140,7 @@ class MechanismConfig:
     square_min: float = 0.8  # smallest square side, as a fraction of the quadrant side
     seed: int = 0  # data, latent rows, LoRA init and data order
     workers: int = 2  # processes: the two methods train side by side
-    threads: int = 1  # torch threads per process
+    threads: int = 1  # torch threads per pool process (workers > 1; in-process runs keep yours)
 
     def __post_init__(self) -> None:
         if not 0 < self.square_min < 1:
@@ -167,8 +167,9 @@ class MechanismResult:
     seeds: tuple[int, ...]
     runs: list[MethodResult]  # every (method, seed), methods in METHOD_NAMES order per seed
     wall_seconds: float
-    chance: float = CHANCE
-    thresholds: dict[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
+
+    chance = CHANCE  # class constants, not fields: `passed` and the figure read the same ones
+    thresholds = THRESHOLDS
 
     def of(self, method: str) -> list[MethodResult]:
         return [r for r in self.runs if r.method == method]
@@ -185,7 +186,8 @@ class MechanismResult:
 
     def to_json(self) -> dict[str, Any]:
         means = {m: self.mean_bottleneck(m) for m in METHOD_NAMES}
-        return {**asdict(self), "mean_bottleneck_accuracy": means, "passed": self.passed}
+        return {**asdict(self), "chance": self.chance, "thresholds": dict(self.thresholds),
+                "mean_bottleneck_accuracy": means, "passed": self.passed}
 
 
 # --- data -----------------------------------------------------------------------------------

@@ -64,6 +64,11 @@ def test_every_method_and_seed_trains_as_configured(result):
     assert result.mean_bottleneck("livr") == round(sum(livr) / len(livr), 2)
     report = result.to_json()
     assert report["passed"] is result.passed
+    assert report["thresholds"] == {"livr_mean_bottleneck_min": LIVR_BOTTLENECK_MIN,
+                                    "latents_only_mean_bottleneck_max":
+                                        LATENTS_ONLY_BOTTLENECK_MAX,
+                                    "every_causal_min": CAUSAL_MIN}
+    assert report["chance"] == 25.0
     assert json.loads(json.dumps(report))["mean_bottleneck_accuracy"]["livr"] == \
         result.mean_bottleneck("livr")
 
