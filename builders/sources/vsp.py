@@ -19,6 +19,7 @@ from builders.sources import SourceLayoutError
 from builders.vsp_maps import GOAL, HOLE, SAFE, START, MapError, VspMap
 
 NAME = "vsp"
+PROCEDURAL = True  # without the files, builders.tasks.vsp generates its maps
 LAYOUT = """\
 <vsp_root>/   (any one of these; without them VSP maps are generated, seeded)
   maps/level3/table/0.txt, maps/level3/img/0.png ... level8   (VSP benchmark: test split;
