@@ -96,7 +96,7 @@ def _generated(ctx: BuildContext) -> Iterator[Example]:
         yield _example(
             ctx, vsp_map, moves, plan_answer(moves), render_map(vsp_map),
             render_path(vsp_map, moves),
-            {"dataset": "vsp-generated", "source_images": [], "map_id": key,
+            {"dataset": "vsp", "release": "generated", "source_images": [], "map_id": key,
              "helper": "reconstructed"},
         )
 
@@ -136,7 +136,7 @@ def _official(ctx: BuildContext) -> Iterator[Example]:
         yield _example(
             ctx, item.vsp_map, moves, answer, image,
             helper or render_path(item.vsp_map, moves),
-            {"dataset": "vsp" if ctx.split == "test" else "mirage",
+            {"dataset": "vsp", "release": "benchmark" if ctx.split == "test" else "mirage",
              "source_images": [item.rel], "map_id": item.key, "helper": made},
         )
 
