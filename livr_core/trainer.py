@@ -13,6 +13,7 @@ method, chosen by configuration and by the encoder given:
 | mask only (ablation) | no latents | stage1_mask=MaskVariant.MASK_ONLY |
 | mask ablations | with latents | stage1_mask=ANSWER_ONLY / BOTTLENECK_LATENTS_NO_PROMPT |
 | Mirage comparison | K=4 latents, model from `FinetuneConfig(mode="full")` | epochs=(10, 10), lr=1e-5 |
+| Mirage itself | Mirage's layout (`livr_core.mirage`) | as above, stage1_mask=CAUSAL, `objective=MirageObjective` |
 
 Per stage the trainer builds a fresh AdamW over `lora.param_groups` (weight decay on LoRA and the
 latent rows only; a frozen row is not a parameter, so it cannot decay) and a fresh warm-up +
