@@ -4,7 +4,9 @@ A task builder (`builders/tasks/<task>.py`) is a generator `build(ctx) -> Iterat
 yields examples (or finished `Record`s, for pass-through splits such as BLINK's) in a seeded random order and calls `ctx.reject(reason)` for every candidate a filter
 drops. The driver keeps the first `n`, renders and encodes them, shows a progress bar, and writes
 shards + manifest. If the builder runs dry first it stops with the per-filter rejection counts and
-writes nothing.
+writes nothing. Examples' helper images (Mirage) go to the split's helper side file
+(`builders.helpers`), each one's sha256 into its manifest entry; a task's `image_format` param
+overrides the registry default (VSP's maps stay lossless PNG, as the benchmark's are).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from builders.imaging import UnreadableImage, load_image
+from builders.helpers import HELPERS_FILE, helper_record
+from builders.imaging import UnreadableImage, load_image, sha256_bytes
 from builders.io import SplitWriter, split_dir
 from builders.manifest import SourceFingerprint, build_manifest, record_entry
 from builders.record import Example, Record, to_record
@@ -155,7 +158,9 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
     ctx = BuildContext(spec, req.split, req.source_root, seed)
     gen = builder(ctx)  # a generator: nothing is read before the first next()
     writer = SplitWriter(target, d.shard_rows, req.overwrite)
+    image_format = str(spec.params.get("image_format", d.image_format))
     entries = []
+    helpers: list[Record] = []
     try:
         bar = tqdm(total=n, desc=f"{spec.name}/{req.split}", unit="ex", disable=not req.progress)
         with bar:
@@ -167,10 +172,14 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
                     ctx.reject(EXCLUDED)
                     continue
                 record = example if isinstance(example, Record) else to_record(
-                    example, spec, req.split, len(entries) + 1, d.image_format, d.jpeg_quality
+                    example, spec, req.split, len(entries) + 1, image_format, d.jpeg_quality
                 )
                 writer.add(record)
                 entries.append(record_entry(record))
+                if isinstance(example, Example) and example.helper is not None:
+                    helpers.append(helper_record(record, example.helper, image_format,
+                                                 d.jpeg_quality))
+                    entries[-1]["helper_image"] = sha256_bytes(helpers[-1].images[0])
                 bar.update(1)
                 if ctx.rejections:
                     bar.set_postfix(rejected=sum(ctx.rejections.values()), refresh=False)
@@ -184,9 +193,11 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
                 f"built from {req.source_root}. Candidates rejected by filter: {detail}. "
                 f"Use --n {len(entries)} or add source data."
             )
+        if helpers:
+            writer.add_side_file(HELPERS_FILE, helpers)
         manifest = build_manifest(
             spec, registry, req.split, seed, entries, ctx.rejections, ctx.fingerprint.digest(),
-            d.image_format, ctx.warnings,
+            image_format, ctx.warnings, {"helper_file": HELPERS_FILE} if helpers else None,
         )
         return writer.commit(manifest)
     except BaseException:

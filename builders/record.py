@@ -52,17 +52,21 @@ def canonical_json(obj: Any) -> str:
 class Example:
     """What a task builder yields: rendered images in prompt order, the gold answer, provenance.
 
-    `answer` is "(A)".. for MCQ tasks and the integer as text for counting. `fields` fill the
+    `answer` is "(A)".. for MCQ tasks, the integer as text for counting and the plan text for
+    planning tasks ("plan": scored by simulation, `harness.vsp_scoring`). `fields` fill the
     `{name}` placeholders of the registry's prompt and question (e.g. {"object": "dog"}).
     `source` is JSON-able provenance; it must contain `dataset` and `source_images` (every raw
     image used, as a path relative to the source root: the cross-split and dedup checks key on
-    it) plus the geometry needed to audit the example.
+    it) plus the geometry needed to audit the example. `helper` is Mirage's helper image of the
+    example, if the task makes one: it is published beside the split (`builders.helpers`), never
+    in the record.
     """
 
     images: list[Image.Image]
     answer: str
     source: dict[str, Any]
     fields: dict[str, str] = field(default_factory=dict)
+    helper: Image.Image | None = None
 
 
 @dataclass
@@ -128,8 +132,10 @@ def to_record(
         valid = [f"({x})" for x in spec.letters]
         if example.answer not in valid:
             raise ValueError(f"{spec.name}: answer {example.answer!r} is not one of {valid}")
-    elif not example.answer.isdigit():
+    elif spec.answer_type == "open" and not example.answer.isdigit():
         raise ValueError(f"{spec.name}: open answer {example.answer!r} is not an integer")
+    elif spec.answer_type == "plan" and not example.answer.strip():
+        raise ValueError(f"{spec.name}: a plan answer cannot be empty")
     return Record(
         idx=make_idx(spec, split, n),
         question=spec.render_question(**example.fields),

@@ -18,6 +18,8 @@ REGISTRY_ENV = "LIVR_TASKS_TOML"
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "tasks.toml"
 SPLITS = ("train", "val", "test")
 LETTERS = "ABCDEFGH"
+# mcq: letters (A)..; open: an integer; plan: a move sequence, scored by simulation (VSP)
+ANSWER_TYPES = ("mcq", "open", "plan")
 
 _REQUIRED = (
     "source", "blink_config", "sub_task", "answer_type", "num_options", "test_source",
@@ -103,8 +105,9 @@ def _task_from_table(name: str, table: dict[str, Any], path: Path) -> TaskSpec:
     missing = [k for k in _REQUIRED if k not in table]
     if missing:
         raise RegistryError(f"{path}: [tasks.{name}] lacks {', '.join(missing)}; add them")
-    if table["answer_type"] not in ("mcq", "open"):
-        raise RegistryError(f"{path}: [tasks.{name}] answer_type must be 'mcq' or 'open'")
+    if table["answer_type"] not in ANSWER_TYPES:
+        raise RegistryError(f"{path}: [tasks.{name}] answer_type must be one of "
+                            f"{', '.join(map(repr, ANSWER_TYPES))}")
     if table["answer_type"] == "mcq" and len(table["choices"]) != table["num_options"]:
         raise RegistryError(
             f"{path}: [tasks.{name}] has {len(table['choices'])} choices but num_options = "

@@ -3,8 +3,8 @@
 Owns `MethodSpec`, `METHODS` (every named method with its defaults, in one place), `get_method`
 and `scale_epochs`. A method says WHAT is trained and how (latents, masks, schedule, fine-tuning
 mode); HOW to train it is `livr_core`'s job (`harness.train_executor` reads these fields). Mask
-variants are named by `livr_core.configs.MaskVariant` member names (a test keeps them in step), so
-this module needs neither torch nor livr_core.
+variants are named by `livr_core.configs.MaskVariant` member names (a test keeps them in step);
+only the torch-free `livr_core.configs` is imported, so this module needs no torch.
 
 Interpretations (the paper is short on some ablations; PROTOCOL.md section 1):
 * latents only: LIVR without stage 1, i.e. schedule (0, 10); it is also Table 4(b)'s (0,10) row.
@@ -18,7 +18,11 @@ Interpretations (the paper is short on some ablations; PROTOCOL.md section 1):
   rows are trained (no LoRA) with no bottleneck stage: 10 causal epochs at the paper's lr.
 * Mirage comparison: full fine-tuning of the language model (latent rows trained too), K = 4,
   10 + 10 epochs, lr 1e-5; the paper names no checkpoint rule for it, so the general one ("for
-  all runs, we select checkpoints by highest validation accuracy") applies.
+  all runs, we select checkpoints by highest validation accuracy") applies. `livr_mirage` is
+  LIVR in that setting; `mirage` is Mirage itself (`livr_core.mirage`): the same K, epochs, lr
+  and trainable weights, its K latents opening the answer between marker tokens, stage 1
+  supervising them with each training example's helper image (built with the split,
+  `builders.helpers`), stage 2 and inference feeding the model's hidden states back into them.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from livr_core.configs import MirageConfig
+
 Finetune = Literal["none", "lora", "full", "latent_rows"]
-LatentPosition = Literal["after_prompt", "before_prompt"]
+LatentPosition = Literal["after_prompt", "before_prompt", "answer_start"]
+Objective = Literal["lm", "mirage"]
 Checkpoint = Literal["best", "final"]
 
 MASK_VARIANTS = ("CAUSAL", "BOTTLENECK", "ANSWER_ONLY", "BOTTLENECK_LATENTS_NO_PROMPT", "MASK_ONLY")
 FINETUNE_MODES = ("none", "lora", "full", "latent_rows")
+OBJECTIVES = ("lm", "mirage")
 
 
 class MethodError(ValueError):
@@ -54,6 +62,10 @@ class MethodSpec:
     lr: float = 1e-4  # paper AdamW lr (Mirage comparison: 1e-5)
     image_twice: bool = False  # ablation: the images are given twice
     checkpoint: Checkpoint = "best"  # paper: best validation accuracy (Table 2: final, its config)
+    # "lm": the answer loss under the stage's mask; "mirage": Mirage's objective (its stage 1 is
+    # causal and supervised by helper images, so it has no stage1_mask)
+    objective: Objective = "lm"
+    mirage_ce_weight: float = MirageConfig().ce_weight  # Mirage's stage 1: the answer loss weight
 
     def __post_init__(self) -> None:
         where = f"method {self.name!r}"
@@ -69,8 +81,15 @@ class MethodSpec:
             raise MethodError(f"{where}: an untrained method cannot have epochs")
         if self.finetune != "none" and not sum(self.epochs):
             raise MethodError(f"{where}: a trained method needs at least one epoch")
-        if (self.epochs[0] > 0) != (self.stage1_mask is not None):
+        if self.objective not in OBJECTIVES:
+            raise MethodError(f"{where}: objective must be one of {', '.join(OBJECTIVES)}")
+        if self.objective == "mirage":
+            if self.stage1_mask is not None or self.latents is None or not self.trained:
+                raise MethodError(f"{where}: Mirage trains latents and has no stage1_mask")
+        elif (self.epochs[0] > 0) != (self.stage1_mask is not None):
             raise MethodError(f"{where}: stage-1 epochs need a stage1_mask and vice versa")
+        if (self.latent_position == "answer_start") != (self.objective == "mirage"):
+            raise MethodError(f"{where}: latents open the answer (answer_start) in Mirage only")
         if self.stage1_mask == "MASK_ONLY" and self.latents is not None:
             raise MethodError(f"{where}: MASK_ONLY is the no-latent ablation")
         if self.finetune == "latent_rows" and self.latents is None:
@@ -89,6 +108,8 @@ class MethodSpec:
         cosmetic = {"name", "label", "description"}
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in cosmetic}
         out["epochs"] = list(self.epochs)
+        if out["objective"] == "lm":  # added later: cells of the other methods keep their hashes
+            del out["objective"], out["mirage_ce_weight"]
         return out
 
     def with_changes(self, **changes: Any) -> MethodSpec:
@@ -164,6 +185,11 @@ METHODS: dict[str, MethodSpec] = {
         _livr("livr_mirage", "LIVR (Mirage setting)",
               "full LM fine-tuning, K=4, 10 + 10 epochs, lr 1e-5",
               finetune="full", latents=4, epochs=(10, 10), lr=1e-5),
+        MethodSpec("mirage", "Mirage",
+                   "K=4 latents opening the answer; stage 1 helper-image supervision, stage 2 "
+                   "answer only; full LM fine-tuning, 10 + 10 epochs, lr 1e-5",
+                   finetune="full", latents=4, shared_latents=True, latent_position="answer_start",
+                   objective="mirage", epochs=(10, 10), lr=1e-5),
     )
 }
 

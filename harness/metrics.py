@@ -9,7 +9,8 @@ Counting adds Molmo's off-by-one ("close", |pred - gold| <= 1) and valid (a numb
 rates. Every task reports the random-choice accuracy (1 / options; counting: 1 / the number of
 possible counts in tasks.toml, 2..10 -> 11.11), the best constant answer's accuracy on the same
 gold answers (EVAL_AND_DEDUP_NOTES.md 2.6.4: "always B" scores 57% on Object_Localization) and
-histograms of predicted and gold answers. All rates are in %.
+histograms of predicted and gold answers. All rates are in %. Plan answers (VSP) are scored by
+simulation in `harness.vsp_scoring`, which also fills the per-variant rates (`variants`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Item:
     answer_type: str  # "mcq" or "open"
     letters: str = ""  # the item's valid letters ("AB"); empty for counting
     choices: tuple[str, ...] = ()
+    source: str = "{}"  # the record's provenance JSON: plan answers are walked on its map
 
     @classmethod
     def from_record(cls, record: Record, spec: TaskSpec) -> Item:
@@ -45,6 +47,7 @@ class Item:
             idx=record.idx, task=spec.name, gold=record.answer, answer_type=spec.answer_type,
             letters=LETTERS[:n] if spec.answer_type == "mcq" else "",
             choices=tuple(record.choices),
+            source=record.source if spec.answer_type == "plan" else "{}",
         )
 
 
@@ -58,12 +61,17 @@ class Scored:
     parsed: str | None  # "(B)" / "7"; None = parse failure
     gold: str
     correct: bool
+    variants: dict[str, bool] | None = None  # correctness under each scoring rule (plans)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def score(item: Item, raw: str) -> Scored:
+    if item.answer_type == "plan":
+        from harness.vsp_scoring import score_plan  # imports this module
+
+        return score_plan(item, raw)
     if item.answer_type == "mcq":
         letter = parse_choice(raw, item.letters, item.choices)
         parsed = f"({letter})" if letter else None
@@ -90,6 +98,7 @@ class TaskMetrics:
     off_by_one_rate: float | None = None  # counting only
     valid_rate: float | None = None  # counting only
     missing: int = 0  # test records the executor returned no text for (scored as failures)
+    variants: dict[str, float] | None = None  # % correct under each scoring rule (plans)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +113,10 @@ def _pct(k: int, n: int) -> float:
 
 
 def random_baseline(spec: TaskSpec) -> float:
-    """Random-choice accuracy (%): 1 / options, or 1 / the possible counts for counting."""
+    """Random-choice accuracy (%): 1 / options, or 1 / the possible counts for counting (plans
+    have no choices: 0)."""
+    if spec.answer_type == "plan":
+        return 0.0
     if spec.answer_type == "mcq":
         return _pct(1, spec.num_options)
     low, high = int(spec.params.get("min_count", 2)), int(spec.params.get("max_count", 10))
@@ -133,7 +145,10 @@ def task_metrics(scored: Sequence[Scored], spec: TaskSpec, missing: int = 0) -> 
     n = len(scored)
     failures = sum(s.parsed is None for s in scored)
     constant, constant_acc = constant_baseline(s.gold for s in scored)
-    extra: dict[str, float] = {}
+    extra: dict[str, Any] = {}
+    if scored and scored[0].variants is not None:
+        extra["variants"] = {k: _pct(sum(bool(s.variants and s.variants[k]) for s in scored), n)
+                             for k in scored[0].variants}
     if spec.answer_type == "open":
         close = sum(
             s.parsed is not None and abs(int(s.parsed) - int(s.gold)) <= 1 for s in scored

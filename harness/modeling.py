@@ -14,6 +14,7 @@ A method maps onto livr_core as follows (`harness.methods` says what each method
 | `finetune` "lora", "full", "latent_rows" | `apply_finetuning(..., FinetuneConfig(mode))` |
 | `finetune` "none" | the backbone as loaded |
 | `image_twice` | `harness.samples.to_samples(..., image_twice=True)` |
+| `objective` "mirage" | `LatentConfig(markers=True)`; the trainer's `MirageObjective`; answers with `MirageLatents` |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from livr_core.encoding import Encoder, EncodingConfig, Sample
 from livr_core.inference import Generation, GenerationConfig, generate
 from livr_core.latents import LatentConfig, LatentTokens, add_latent_tokens
 from livr_core.lora import FinetuneConfig, apply_finetuning
+from livr_core.mirage import MirageLatents
 
 
 @dataclass
@@ -68,9 +70,10 @@ def prepare(backbone_name: str, method: MethodSpec, options: ModelOptions, seed:
     backbone = load_backbone(backbone_name, load_options(backbone_name, options))
     latents = None
     if method.latents is not None:
-        latents = add_latent_tokens(
-            backbone, LatentConfig(k=method.latents, shared=method.shared_latents, seed=seed)
-        )
+        latents = add_latent_tokens(backbone, LatentConfig(
+            k=method.latents, shared=method.shared_latents, seed=seed,
+            markers=method.objective == "mirage",
+        ))
     encoder = Encoder(backbone, latents, EncodingConfig(latent_position=method.latent_position))
     return Prepared(backbone, latents, encoder, _finetuned(backbone, latents, method, seed), method)
 
@@ -99,8 +102,11 @@ def generate_answers(
     base = GenerationConfig(max_new_tokens=options.max_new_tokens, batch_size=options.batch_size)
     config = replace(config, max_new_tokens=base.max_new_tokens, batch_size=base.batch_size) \
         if config is not None else base
+    prefill = MirageLatents() if prepared.method.objective == "mirage" else None
     with options.autocast():
-        return generate(prepared.model, prepared.adapter, prepared.encoder, samples, config)
+        return generate(
+            prepared.model, prepared.adapter, prepared.encoder, samples, config, prefill
+        )
 
 
 def generate_texts(

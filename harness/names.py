@@ -30,6 +30,7 @@ TASK_LABELS: dict[str, str] = {
     "functional_correspondence": "FuncCorr",
     "relative_reflectance": "RelRefl",
     "visual_similarity": "VisSim",
+    "vsp": "VSP",  # Mirage comparison (Sec. 4.3)
 }
 
 

@@ -4,7 +4,8 @@ Owns `PAPER` (accuracy rows keyed by (paper table, backbone, method) with our me
 names; "mean" where the paper prints a Mean), `DIAGNOSTICS` (Sec. 4.4.1), `paper_scores` and
 `RANDOM_CHOICE`. Numbers are kept exactly as printed, oddities included (Table 2's zero-shot row
 repeats the single-task numbers; 61.16 and 66.40 are not k/139 or k/146). Method "mirage" is the
-Mirage method itself: a paper-only row that this toolkit does not run.
+Mirage method itself (`harness.methods`, `livr_core.mirage`); 48.60 on BLINK's 150 Jigsaw items
+is not k/150 (perhaps a mean over runs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ T2 = (
     "functional_correspondence", "relative_reflectance", "mean",
 )
 T34 = ("localization", "semantic_correspondence", "functional_correspondence")  # no Mean printed
-MIRAGE = ("jigsaw", "vsp")  # VSP (Visual Spatial Planning) is Mirage's data, not one of our tasks
+MIRAGE = ("jigsaw", "vsp")  # VSP: Visual Spatial Planning in Mirage's format (tasks.toml [vsp])
 
 Q25, Q3, LV = "qwen2.5-vl-3b", "qwen3-vl-4b", "llava-onevision-1.5-4b"
 ZS, SFT = "zero_shot", "direct_sft"

@@ -14,6 +14,12 @@ Owns `LivrExecutor` (the `livr` entry of `harness.executor.EXECUTORS`), `train_c
 3. greedily answers every test record in batches and returns the raw texts (zero-shot: only
    this step). The harness parses and scores them.
 
+Mirage cells (`MethodSpec.objective == "mirage"`) train with `livr_core.mirage.MirageObjective`,
+given the helper images of the train split(s) (`builders.helpers.read_helpers`), and answer with
+Mirage's latent feedback (`harness.modeling`); no helper is read for validation or test. A task
+whose answers are long (VSP plans) raises the cell's generation budget to its `max_new_tokens`
+param in tasks.toml.
+
 Its `executor_info` (stored in metrics.json) records the built folder, device, weights source,
 per-epoch history (train loss, val accuracy), the selected checkpoint and its val accuracy, the
 checkpoint a resumed cell continued from, and timings. Image-twice cells double every image at
@@ -46,6 +52,7 @@ from livr_core.configs import (
     FinetuneConfig,
     LoadOptions,
     MaskVariant,
+    MirageConfig,
     TrainConfig,
 )
 
@@ -67,6 +74,8 @@ def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:
     """The trainer's configuration for a trained cell: the method's schedule, paper defaults."""
     method = cell.method
     stage1 = MaskVariant[method.stage1_mask] if method.stage1_mask else TrainConfig.stage1_mask
+    if method.objective == "mirage":
+        stage1 = MaskVariant.CAUSAL  # Mirage has no bottleneck: its stage 1 is the helper loss
     return TrainConfig(
         epochs=method.epochs,
         stage1_mask=stage1,
@@ -75,6 +84,34 @@ def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:
         select=cell.checkpoint,  # type: ignore[arg-type]  # "best" | "final" for trained cells
         precision=options.precision,  # type: ignore[arg-type]
         progress_bar=options.progress,
+    )
+
+
+def answer_budget(options: ModelOptions, tasks: tuple[str, ...]) -> ModelOptions:
+    """`options` with max_new_tokens raised to the largest `max_new_tokens` param of `tasks`."""
+    from builders.registry import load_registry
+
+    registry = load_registry()
+    budget = max([options.max_new_tokens, *(
+        int(registry.resolve(t).params.get("max_new_tokens", 0)) for t in tasks
+    )])
+    return replace(options, max_new_tokens=budget)
+
+
+def mirage_objective(cell: CellConfig, data: CellData, prepared: Prepared) -> Any:
+    """Mirage's trainer objective with the train split's helper images, or None (other methods)."""
+    if cell.method.objective != "mirage":
+        return None
+    from builders.helpers import read_helpers
+    from builders.io import split_dir
+    from livr_core.mirage import MirageObjective
+
+    helpers = {}
+    for task in cell.train_tasks:
+        helpers.update(read_helpers(split_dir(data.built, task, "train")))
+    return MirageObjective(
+        prepared.adapter, prepared.backbone.processor, helpers,
+        MirageConfig(ce_weight=cell.method.mirage_ce_weight),
     )
 
 
@@ -117,23 +154,25 @@ class LivrExecutor:
         from harness.samples import to_samples
 
         start = time.perf_counter()
-        prepared = prepare(cell.backbone, cell.method, self.options, cell.seed)
+        options = answer_budget(self.options, (*cell.train_tasks, *cell.eval_tasks))
+        prepared = prepare(cell.backbone, cell.method, options, cell.seed)
         info: dict[str, Any] = {
             "built": str(data.built.resolve()),  # `harness eval` / `diagnose` default
-            "device": str(self.options.resolved_device()),
-            "source": self.options.source_for(cell.backbone),
+            "device": str(options.resolved_device()),
+            "source": options.source_for(cell.backbone),
         }
         if cell.method.trained:
-            info.update(self._train(cell, data, folder, prepared))
+            info.update(self._train(cell, data, folder, prepared, options))
         tested = time.perf_counter()
         samples = to_samples(data.test(), cell.method.image_twice, with_answer=False)
-        texts = generate_texts(prepared, samples, self.options)
+        texts = generate_texts(prepared, samples, options)
         info["test_seconds"] = round(time.perf_counter() - tested, 3)
         info["total_seconds"] = round(time.perf_counter() - start, 3)
         return CellResult(texts, info)
 
     def _train(
-        self, cell: CellConfig, data: CellData, folder: CellFolder, prepared: Prepared
+        self, cell: CellConfig, data: CellData, folder: CellFolder, prepared: Prepared,
+        options: ModelOptions,
     ) -> dict[str, Any]:
         from harness.modeling import generate_texts
         from harness.samples import to_samples
@@ -148,15 +187,16 @@ class LivrExecutor:
 
             def evaluate(model: Any) -> float:
                 trained = replace(prepared, model=model)
-                return data.val_accuracy(generate_texts(trained, val, self.options))
+                return data.val_accuracy(generate_texts(trained, val, options))
 
         resumed_from = latest_checkpoint(folder.checkpoints) if folder.resumed else None
         trainer = Trainer(
             prepared.model, prepared.adapter, prepared.encoder,
             to_samples(data.train(), twice), folder.checkpoints,
-            train_config(cell, self.options),
+            train_config(cell, options),
             evaluate=evaluate, on_micro_step=self.on_micro_step,
-            runtime=Runtime.create(str(self.options.resolved_device())),
+            runtime=Runtime.create(str(options.resolved_device())),
+            objective=mirage_objective(cell, data, prepared),
         )
         started = time.perf_counter()
         result = trainer.fit(resume=folder.resumed)

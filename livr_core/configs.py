@@ -1,7 +1,7 @@
 """Every livr_core configuration, importable without torch, transformers or peft.
 
 Owns `MaskVariant`, `LoadOptions`, `LatentConfig`, `EncodingConfig`, `FinetuneConfig`,
-`TrainConfig` and `RESUME_FREE`: the defaults of the whole core in one visible place. The modules
+`TrainConfig`, `MirageConfig` and `RESUME_FREE`: the defaults of the whole core in one visible place. The modules
 that use them (`masks`, `backbones`, `latents`, `encoding`, `lora`, `trainer`) re-export them, so
 `from livr_core.trainer import TrainConfig` keeps working; import them from here when only the
 configuration is needed (planning a run, hashing a cell's settings) and the seconds that torch
@@ -47,6 +47,9 @@ class LatentConfig:
     k: int = 16  # paper default (K ablation: 4, 8, 16, 32; Mirage comparison: 4)
     shared: bool = False  # ablation: one embedding repeated K times
     seed: int = 42  # the paper's seed; makes the random rows reproducible
+    # Mirage's layout: the K latents sit between two marker tokens, <|latent_start|> ...
+    # <|latent_end|> (Mirage src/main.py:36-38); LIVR has no markers.
+    markers: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -56,7 +59,8 @@ class LatentConfig:
 @dataclass(frozen=True)
 class EncodingConfig:
     max_length: int = 8192  # tokens; longer sequences are an error, never silently truncated
-    latent_position: Literal["after_prompt", "before_prompt"] = "after_prompt"  # paper: after
+    # paper: after the prompt; "answer_start" opens the assistant turn with them (Mirage)
+    latent_position: Literal["after_prompt", "before_prompt", "answer_start"] = "after_prompt"
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,9 @@ class TrainConfig:
     """Training hyper-parameters; the defaults are the paper's single-task LIVR run."""
 
     epochs: tuple[int, int] = (4, 6)  # (stage 1, stage 2); paper single-task LIVR
-    stage1_mask: MaskVariant = MaskVariant.BOTTLENECK  # paper: answer + prompt barred from image
+    # paper: answer + prompt barred from image. CAUSAL in stage 1 only with an objective of its
+    # own (Mirage); without one it would be stage 2 (the Trainer refuses it).
+    stage1_mask: MaskVariant = MaskVariant.BOTTLENECK
     lr: float = 1e-4  # paper, LoRA (Mirage full fine-tuning: 1e-5)
     weight_decay: float = 0.01  # paper; LoRA and latent rows only (lora.param_groups)
     betas: tuple[float, float] = (0.9, 0.999)  # paper
@@ -100,8 +106,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if len(self.epochs) != 2 or min(self.epochs) < 0 or sum(self.epochs) == 0:
             raise ValueError(f"epochs must be (stage 1, stage 2) >= 0, not all 0: {self.epochs}")
-        if self.stage1_mask is MaskVariant.CAUSAL and self.epochs[0]:
-            raise ValueError("stage 1 with the causal mask is stage 2: use epochs=(0, n)")
         if min(self.per_device_batch_size, self.grad_accumulation, self.save_every) < 1:
             raise ValueError("batch size, accumulation and save_every must be >= 1")
         if self.keep_last < 1:
@@ -109,6 +113,22 @@ class TrainConfig:
 
     def stage_mask(self, stage: int) -> MaskVariant:
         return self.stage1_mask if stage == 0 else MaskVariant.CAUSAL
+
+
+@dataclass(frozen=True)
+class MirageConfig:
+    """Mirage's objective (`livr_core.mirage`), as its public code computes it.
+
+    Stage 1: `ce_weight` x answer cross-entropy + (1 - mean cosine) between the hidden state
+    before each latent and the helper image's pooled embedding (Mirage src/trainer.py:22-25:
+    `loss = 0.1 * ce_loss + sim_loss`). Stage 2: the answer cross-entropy alone.
+    """
+
+    ce_weight: float = 0.1  # Mirage src/trainer.py:25
+
+    def __post_init__(self) -> None:
+        if self.ce_weight < 0:
+            raise ValueError(f"MirageConfig.ce_weight must be >= 0, got {self.ce_weight}")
 
 
 # Fields that change nothing in the trajectory: a resume may alter them.

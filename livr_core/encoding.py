@@ -5,7 +5,11 @@ Owns `Sample`, `Encoded`, `Batch` and `Encoder` (`EncodingConfig` is in `livr_co
 A sample becomes one user turn holding its images first, in order, then the prompt text (as
 BLINK does), with the K latent tokens at the end of the user turn, right after the prompt (or,
 as an ablation, right before it); then the assistant turn holding the answer and the end-of-turn
-token. The backbone's own processor renders the chat template and expands each image
+token. A prompt holding one `<image>` placeholder per image (Mirage's data does) gets each image
+at its placeholder instead of first. Mirage's layout (`latent_position="answer_start"`) opens
+the assistant turn with the latents between their markers, `<|latent_start|>` K latents
+`<|latent_end|>`, before the answer; they belong to the prompt (inference forces them), and in
+training the two markers are supervised like the answer (Mirage's labels cover them). The backbone's own processor renders the chat template and expands each image
 placeholder into the image's tokens (Qwen: one per 2x2 patch merge of the resized image; LLaVA:
 one per patch); images over the processor's pixel budget are resized by its rules.
 
@@ -37,6 +41,7 @@ from livr_core.latents import LatentTokens
 from livr_core.token_types import TokenType
 
 IGNORE_INDEX = -100  # label value the cross-entropy skips
+IMAGE_PLACEHOLDER = "<image>"  # where a prompt places an image inline (Mirage's data format)
 
 
 @dataclass
@@ -58,7 +63,8 @@ class Encoded:
     labels: torch.Tensor
     token_types: torch.Tensor
     vision: dict[str, torch.Tensor]  # the processor's image tensors for this sample
-    prompt_length: int  # tokens up to and including the assistant-turn header
+    prompt_length: int  # tokens up to and including the assistant-turn header (and latents
+    # opening the answer, if any)
 
 
 @dataclass
@@ -97,6 +103,7 @@ class Encoder:
         self.config = config
         self.image_ids = torch.tensor(backbone.adapter.image_token_ids(backbone.model))
         self.latent_ids = torch.tensor(latents.ids if latents else [], dtype=torch.long)
+        self.marker_ids = torch.tensor(latents.marker_ids if latents else [], dtype=torch.long)
         self.end_of_turn_id = int(
             self.tokenizer.convert_tokens_to_ids(backbone.adapter.end_of_turn)
         )
@@ -106,7 +113,17 @@ class Encoder:
         plain = copy.copy(self)
         plain.latents = None
         plain.latent_ids = torch.tensor([], dtype=torch.long)
+        plain.marker_ids = torch.tensor([], dtype=torch.long)
         return plain
+
+    @property
+    def reserved_ids(self) -> torch.Tensor:
+        """Ids a model never generates: the latents and their markers."""
+        return torch.cat([self.latent_ids, self.marker_ids])
+
+    @property
+    def latents_open_answer(self) -> bool:
+        return self.latents is not None and self.config.latent_position == "answer_start"
 
     def messages(self, sample: Sample) -> list[dict[str, Any]]:
         """The user turn: images in order, then the prompt with the latents placed as configured."""
@@ -114,9 +131,17 @@ class Encoder:
         if self.latents is not None:
             if self.config.latent_position == "after_prompt":
                 text = text + self.latents.sequence
-            else:
+            elif self.config.latent_position == "before_prompt":
                 text = self.latents.sequence + text
-        content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
+        pieces = text.split(IMAGE_PLACEHOLDER)
+        if len(pieces) == len(sample.images) + 1 and sample.images:
+            content: list[dict[str, Any]] = []
+            for piece, _ in zip(pieces, sample.images):
+                content += [{"type": "text", "text": piece}] if piece else []
+                content.append({"type": "image"})
+            content += [{"type": "text", "text": pieces[-1]}] if pieces[-1] else []
+        else:
+            content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
         return [{"role": "user", "content": content}]
 
     def encode(self, sample: Sample, with_answer: bool = True) -> Encoded:
@@ -124,6 +149,8 @@ class Encoder:
         rendered = self.processor.apply_chat_template(
             self.messages(sample), tokenize=False, add_generation_prompt=True
         )
+        if self.latents_open_answer:
+            rendered += self.latents.sequence  # type: ignore[union-attr]
         prompt = self.processor(
             text=[rendered],
             images=list(sample.images) or None,
@@ -151,6 +178,9 @@ class Encoder:
             )
         labels = torch.full_like(input_ids, IGNORE_INDEX)
         labels[len(prompt_ids) :] = answer_ids
+        if with_answer and self.latents_open_answer:
+            markers = torch.isin(input_ids, self.marker_ids)
+            labels[markers] = input_ids[markers]
         token_types = torch.full_like(input_ids, int(TokenType.TEXT))
         token_types[torch.isin(input_ids, self.image_ids)] = int(TokenType.IMAGE)
         token_types[torch.isin(input_ids, self.latent_ids)] = int(TokenType.LATENT)

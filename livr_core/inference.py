@@ -18,15 +18,21 @@ non-causal mask, its mask row over all keys (`allowed_attention` with `query_sta
 length). `use_cache=False` instead re-runs `forward_inputs` on the whole sequence at every step:
 the reference the cached path is tested against.
 
+A `prefill(model, inputs, seq)` (e.g. `livr_core.mirage.MirageLatents`) may replace what the
+prompt's latent positions receive: it is called once with the first forward's inputs, and the
+context manager it returns stays entered for the whole decoding (Mirage computes its latents
+from the model's own hidden states, then overrides their input embeddings).
+
 Choice scoring encodes the sample once per option as if the option were the answer and returns
 the summed (or mean) log-probability of the option's tokens (the end-of-turn token excluded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +43,10 @@ from livr_core.encoding import IGNORE_INDEX, Batch, Encoder, Sample
 from livr_core.masks import MaskRules, MaskVariant, allowed_attention, to_attention_mask
 from livr_core.model_inputs import forward_inputs, position_ids
 from livr_core.token_types import TokenType
+
+# (model, the first forward's kwargs, the left-padded prompt batch) -> a context entered while
+# decoding; see the module docstring.
+Prefill = Callable[[nn.Module, dict[str, Any], Batch], AbstractContextManager]
 
 
 @dataclass(frozen=True)
@@ -75,9 +85,10 @@ def generate(
     encoder: Encoder,
     samples: Sequence[Sample],
     config: GenerationConfig = GenerationConfig(),
+    prefill: Prefill | None = None,
 ) -> list[Generation]:
     """Greedy answers for `samples`, in order."""
-    suppress = encoder.latent_ids.tolist()  # also when the latents are removed from the prompt
+    suppress = encoder.reserved_ids.tolist()  # also when the latents are removed from the prompt
     if config.remove_latents:
         encoder = encoder.without_latents()
     tokenizer = encoder.tokenizer
@@ -86,7 +97,9 @@ def generate(
     with eval_mode(model):
         for start in range(0, len(samples), config.batch_size):
             chunk = samples[start : start + config.batch_size]
-            tokens, logits = _greedy(model, adapter, encoder, chunk, config, suppress, stop)
+            tokens, logits = _greedy(
+                model, adapter, encoder, chunk, config, suppress, stop, prefill
+            )
             for row, sample in enumerate(chunk):
                 ids = tokens[row].tolist()
                 end = next((i for i, t in enumerate(ids) if t in stop), len(ids))
@@ -110,6 +123,7 @@ def _greedy(
     config: GenerationConfig,
     suppress: list[int],
     stop: set[int],
+    prefill: Prefill | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Generated ids [B, steps] (rows run on past their stop token) and optional logits."""
     device = next(model.parameters()).device
@@ -120,25 +134,28 @@ def _greedy(
     logits_steps: list[torch.Tensor] = []
     finished = torch.zeros(len(samples), dtype=torch.bool, device=device)
     stop_ids = torch.tensor(sorted(stop), device=device)
-    for step in range(config.max_new_tokens):
-        if step == 0 or not config.use_cache:
-            inputs = forward_inputs(model, adapter, seq, config.mask)
-            # Left padding: models with 1D positions would count the pads on their 2D path.
-            inputs.setdefault("position_ids", position_ids(model, adapter, seq))
-        else:
-            inputs = _next_token_inputs(model, adapter, seq, config.mask)
-        out = model(**inputs, past_key_values=cache, use_cache=config.use_cache)
-        cache = out.past_key_values if config.use_cache else None
-        logits = out.logits[:, -1].float()
-        logits[:, suppress] = float("-inf")
-        token = logits.argmax(-1)
-        tokens.append(token)
-        if config.return_logits:
-            logits_steps.append(logits.cpu())
-        finished |= torch.isin(token, stop_ids)
-        if bool(finished.all()):
-            break
-        seq = _append(seq, token)
+    with ExitStack() as prefilled:
+        for step in range(config.max_new_tokens):
+            if step == 0 or not config.use_cache:
+                inputs = forward_inputs(model, adapter, seq, config.mask)
+                # Left padding: models with 1D positions would count the pads on their 2D path.
+                inputs.setdefault("position_ids", position_ids(model, adapter, seq))
+                if step == 0 and prefill is not None:
+                    prefilled.enter_context(prefill(model, inputs, seq))
+            else:
+                inputs = _next_token_inputs(model, adapter, seq, config.mask)
+            out = model(**inputs, past_key_values=cache, use_cache=config.use_cache)
+            cache = out.past_key_values if config.use_cache else None
+            logits = out.logits[:, -1].float()
+            logits[:, suppress] = float("-inf")
+            token = logits.argmax(-1)
+            tokens.append(token)
+            if config.return_logits:
+                logits_steps.append(logits.cpu())
+            finished |= torch.isin(token, stop_ids)
+            if bool(finished.all()):
+                break
+            seq = _append(seq, token)
     all_logits = torch.stack(logits_steps, 1) if config.return_logits else None
     return torch.stack(tokens, 1).cpu(), all_logits
 

@@ -5,6 +5,8 @@ Owns `LatentTokens` and `add_latent_tokens` (`LatentConfig` is in `livr_core.con
 * Tokens are new special tokens `<|latent_0|>` ... `<|latent_{K-1}|>` appended to the tokenizer.
   Shared mode (ablation) adds one token, `<|latent_0|>`, and inserts it K times: one embedding
   repeated K times (RoPE still tells the copies apart).
+* With markers (Mirage's layout) two more tokens, `<|latent_start|>` and `<|latent_end|>`, wrap
+  the K latents; their rows are trained with the latent rows (`trainable_ids`).
 * Their ids land in unused embedding rows when the checkpoint has them (the real Qwen matrices
   have 151,936 rows for ~151.6k tokens); the matrix is resized only when it must grow and is
   never shrunk (`resize_token_embeddings(len(tokenizer))` would shrink it).
@@ -27,6 +29,7 @@ from livr_core.backbones.base import Backbone, unwrap
 from livr_core.configs import LatentConfig
 
 LATENT_TOKEN = "<|latent_{}|>"
+MARKER_TOKENS = ("<|latent_start|>", "<|latent_end|>")  # Mirage's names (src/main.py:36-38)
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,21 @@ class LatentTokens:
     """The latent tokens added to a backbone."""
 
     tokens: tuple[str, ...]  # distinct tokens: K, or 1 when shared
-    ids: tuple[int, ...]  # their ids, i.e. the trainable embedding rows
+    ids: tuple[int, ...]  # their ids (the LATENT positions' tokens)
     k: int  # how many latent positions each prompt gets
+    markers: tuple[str, ...] = ()  # (start, end) around the K latents, or none
+    marker_ids: tuple[int, ...] = ()
 
     @property
     def sequence(self) -> str:
-        """The K-token text inserted into each prompt."""
-        return "".join(self.tokens[i % len(self.tokens)] for i in range(self.k))
+        """The text inserted into each prompt: the K latents, between the markers if any."""
+        body = "".join(self.tokens[i % len(self.tokens)] for i in range(self.k))
+        return self.markers[0] + body + self.markers[1] if self.markers else body
+
+    @property
+    def trainable_ids(self) -> tuple[int, ...]:
+        """The embedding rows trained with the model: the latents' and the markers'."""
+        return self.ids + self.marker_ids
 
 
 def add_latent_tokens(backbone: Backbone, config: LatentConfig = LatentConfig()) -> LatentTokens:
@@ -51,15 +62,18 @@ def add_latent_tokens(backbone: Backbone, config: LatentConfig = LatentConfig())
     """
     tokenizer = backbone.tokenizer
     tokens = tuple(LATENT_TOKEN.format(i) for i in range(1 if config.shared else config.k))
-    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in tokens])
-    ids = tuple(int(i) for i in tokenizer.convert_tokens_to_ids(list(tokens)))
+    markers = MARKER_TOKENS if config.markers else ()
+    added = tokens + markers
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in added])
+    all_ids = tuple(int(i) for i in tokenizer.convert_tokens_to_ids(list(added)))
     model = unwrap(backbone.model)
     rows = model.get_input_embeddings().weight.shape[0]
-    if max(ids) >= rows:
+    if max(all_ids) >= rows:
         # Grow only; mean-resizing is skipped because the latent rows are drawn below.
-        model.resize_token_embeddings(max(ids) + 1, mean_resizing=False)
-    _init_rows(model.get_input_embeddings().weight, list(ids), config.seed)
-    return LatentTokens(tokens=tokens, ids=ids, k=config.k)
+        model.resize_token_embeddings(max(all_ids) + 1, mean_resizing=False)
+    _init_rows(model.get_input_embeddings().weight, list(all_ids), config.seed)
+    ids, marker_ids = all_ids[: len(tokens)], all_ids[len(tokens) :]
+    return LatentTokens(tokens=tokens, ids=ids, k=config.k, markers=markers, marker_ids=marker_ids)
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ def apply_finetuning(
 ) -> nn.Module:
     """Wrap `backbone.model` so that exactly the configured parameters are trainable."""
     adapter = backbone.adapter
-    token_indices = {adapter.embedding_module: list(latents.ids)} if latents else None
+    token_indices = {adapter.embedding_module: list(latents.trainable_ids)} if latents else None
     if config.mode == "lora":
         with torch.random.fork_rng(devices=[]):  # adapters are created on the CPU
             torch.manual_seed(config.seed)
@@ -63,7 +63,7 @@ def apply_finetuning(
         model = get_peft_model(
             model,
             TrainableTokensConfig(
-                target_modules=[adapter.embedding_module], token_indices=list(latents.ids)
+                target_modules=[adapter.embedding_module], token_indices=list(latents.trainable_ids)
             ),
         )
     else:

@@ -13,6 +13,7 @@ method, chosen by configuration and by the encoder given:
 | mask only (ablation) | no latents | stage1_mask=MaskVariant.MASK_ONLY |
 | mask ablations | with latents | stage1_mask=ANSWER_ONLY / BOTTLENECK_LATENTS_NO_PROMPT |
 | Mirage comparison | K=4 latents, model from `FinetuneConfig(mode="full")` | epochs=(10, 10), lr=1e-5 |
+| Mirage itself | Mirage's layout (`livr_core.mirage`) | as above, stage1_mask=CAUSAL, `objective=MirageObjective` |
 
 Per stage the trainer builds a fresh AdamW over `lora.param_groups` (weight decay on LoRA and the
 latent rows only; a frozen row is not a parameter, so it cannot decay) and a fresh warm-up +
@@ -22,6 +23,11 @@ weights. Each epoch visits the samples in `epoch_order(seed, stage, epoch)`, in 
 NLL over its answer tokens (the encoder's labels), divided by the number of micro-batches in its
 accumulation window, so each micro-batch weighs equally in an update (the last window of an epoch
 may be shorter; windows never span epochs).
+
+An `objective` (e.g. `livr_core.mirage.MirageObjective`) replaces that loss: the trainer calls
+`objective(model, inputs, batch, stage)` for each micro-batch and backpropagates what it returns
+(the schedule, accumulation, checkpoints and resume stay the trainer's). Its `fingerprint()` joins
+the run's, so a checkpoint is resumed only by the same objective.
 
 After every epoch the caller's `evaluate(model) -> float` runs (validation accuracy; the trainer
 knows no task metric) on the main process, in eval mode, without gradients and with the training
@@ -41,7 +47,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -86,6 +92,16 @@ class StepInfo:
 StepCallback = Callable[[StepInfo], None]
 
 
+class Objective(Protocol):
+    """A training loss other than the answer NLL (see the module docstring)."""
+
+    def __call__(
+        self, model: nn.Module, inputs: dict[str, Any], batch: Batch, stage: int
+    ) -> torch.Tensor: ...
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class TrainResult:
     """The finished run: its model (selected weights, eval mode) and per-epoch records."""
@@ -127,7 +143,11 @@ class Trainer:
         evaluate: Evaluate | None = None,
         on_micro_step: StepCallback | None = None,
         runtime: Runtime | None = None,
+        objective: Objective | None = None,
     ) -> None:
+        if config.stage1_mask is MaskVariant.CAUSAL and config.epochs[0] and objective is None:
+            raise ValueError("stage 1 with the causal mask and the answer loss is stage 2: use "
+                             "epochs=(0, n), or pass an objective of its own")
         if config.select == "best" and evaluate is None:
             raise ValueError('select="best" needs an evaluate function (or use select="final")')
         if not samples:
@@ -139,6 +159,7 @@ class Trainer:
         self.output_dir = Path(output_dir)
         self.evaluate = evaluate
         self.on_micro_step = on_micro_step
+        self.objective = objective
         self.runtime = runtime or Runtime.create()
         if config.gradient_checkpointing:
             # Non-reentrant: works with peft's frozen inputs and replays dropout RNG exactly.
@@ -209,7 +230,7 @@ class Trainer:
                 window_start = micro - micro % config.grad_accumulation
                 window = min(config.grad_accumulation, self.micro_per_epoch - window_start)
                 ends_window = micro + 1 == window_start + window
-                loss = self._micro_step(batch, variant, window, ends_window)
+                loss = self._micro_step(batch, variant, window, ends_window, stage)
                 progress.micro_step += 1
                 progress.epoch_loss_sum += loss
                 progress.epoch_loss_count += 1
@@ -232,12 +253,17 @@ class Trainer:
         bar.close()
 
     # --------------------------------------------------------------------------------- steps
-    def _micro_step(self, batch: Batch, variant: MaskVariant, window: int, sync: bool) -> float:
+    def _micro_step(
+        self, batch: Batch, variant: MaskVariant, window: int, sync: bool, stage: int
+    ) -> float:
         batch = batch.to(self.runtime.device)
         inputs = forward_inputs(self.inner, self.adapter, batch, variant)
         with self.runtime.gradient_sync(self.model, sync):
             with self._autocast():
-                loss = self.model(**inputs, labels=batch.labels, use_cache=False).loss
+                if self.objective is None:
+                    loss = self.model(**inputs, labels=batch.labels, use_cache=False).loss
+                else:
+                    loss = self.objective(self.model, inputs, batch, stage)
             self.runtime.backward(loss / window)
         return float(loss.detach())
 
@@ -345,4 +371,6 @@ class Trainer:
             "sample_ids_sha256": ids,
             "processes": self.runtime.num_processes,
         }
+        if self.objective is not None:
+            fingerprint["objective"] = self.objective.fingerprint()
         return json.loads(json.dumps(fingerprint))  # the form it has once read back

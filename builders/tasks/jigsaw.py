@@ -4,7 +4,8 @@ A 400 x h canvas (h uniform in [170, 230]) is cropped from the image; its bottom
 blacked out in image 1 and is the true answer patch. The distractor is a patch of the same size from
 the same image that intersects the canvas, does not overlap the true patch, and whose centre is at
 least `distractor_min_center_frac` of the canvas diagonal from the true centre. Each COCO image
-(by file stem) belongs to one split.
+(by file stem) belongs to one split. With `helper_images`, the example's Mirage helper is the
+puzzle with its true patch pasted back into the hole, i.e. the uncut canvas.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def build(ctx: BuildContext) -> Iterator[Example]:
         yield Example(
             images=[puzzle, img.crop(rects[0]), img.crop(rects[1])],
             answer=ctx.letter(slot),
+            helper=img.crop(canvas) if p.get("helper_images") else None,
             source={
                 "dataset": "coco",
                 "image": item.rel,

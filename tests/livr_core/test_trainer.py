@@ -258,7 +258,8 @@ def test_epoch_order_is_a_seeded_permutation() -> None:
 def test_bad_configurations_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         TrainConfig(epochs=(0, 0))
-    with pytest.raises(ValueError):
-        TrainConfig(stage1_mask=MaskVariant.CAUSAL)
+    causal_stage1 = TrainConfig(stage1_mask=MaskVariant.CAUSAL, select="final")
+    with pytest.raises(ValueError, match="pass an objective of its own"):  # it is stage 2
+        _trainer(tmp_path, causal_stage1, _samples(1))
     with pytest.raises(ValueError, match="evaluate"):
         _trainer(tmp_path, TrainConfig(), _samples(1))  # select="best" without a metric
