@@ -142,6 +142,19 @@ def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
                           help="examples drawn with latent-to-image attention (default: 4)")
     diagnose.add_argument("--tsne-examples", type=int, default=50,
                           help="examples in the t-SNE plot (default: 50, as the paper)")
+    _export_parser(sub)
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser(
+        "export", help="write a trained run as a stock Hugging Face checkpoint (LoRA merged, "
+        "latent tokens in the tokenizer, livr.json saying how to prompt it)")
+    export.add_argument("run_dir", type=Path,
+                        help="a run folder (harness train --out, or a cell folder of a table)")
+    export.add_argument("--out", type=Path, required=True, help="the export folder (new or empty)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --out")
+    _executor_opt(export)
 
 
 def _load(args: argparse.Namespace) -> TableConfig:
@@ -255,6 +268,24 @@ def _diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from harness.export_model import export_run
+    from harness.modeling import ModelOptions
+    from livr_core.export import read_livr_info
+
+    try:
+        out = export_run(args.run_dir, args.out, ModelOptions.parse(_executor_options(args)),
+                         args.overwrite)
+    except FileExistsError as exc:
+        raise ConfigError(str(exc)) from None
+    info = read_livr_info(out)
+    print(f"exported {args.run_dir} -> {out} ({info['architecture']}, K={info['k']})")
+    if info["k"]:
+        print(f"prompt: append {info['latent_sequence']!r} to the user's text, after the prompt; "
+              "the latent ids are suppressed in generation_config.json")
+    return 0
+
+
 def _methods() -> int:
     head = ("method", "finetune", "K", "position", "shared", "stage-1 mask", "epochs", "lr",
             "image x2", "ckpt")
@@ -288,7 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             _write_report(_load(args), args.runs)
             return 0
-        commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run}
+        commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
+                    "export": _export}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
