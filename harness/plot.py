@@ -1,10 +1,11 @@
 """PNG bar charts (matplotlib, Agg backend: no display needed): table reports and the mechanism
 check.
 
-Owns `plot_report` and `plot_mechanism`. `plot_report`: one panel per block (backbone x section), one group of bars per column
-(tasks and Mean), one bar per method row with our accuracy; the paper's number, where it has one,
-is a black tick across the bar. Baseline and Delta rows are not drawn; random choice is a dashed
-line per task.
+Owns `report_figure` / `plot_report` and `mechanism_figure` / `plot_mechanism`. A report chart
+has one panel per block (backbone x section), one group of bars per column (tasks and Mean), one
+bar per method row with our value; the paper's number, where it has one, is a black tick across
+the bar. Baseline and Delta rows are not drawn; random choice is a dashed line per task. The
+footer names only what is drawn (no tick promised on a chart without paper numbers).
 """
 
 from __future__ import annotations
@@ -12,12 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # before pyplot: headless machines and tests have no display
-
-import matplotlib.pyplot as plt
-
+from harness.figures import plt, save_figure, wrapped
 from harness.names import backbone_label
 from harness.report import TableReport
 
@@ -26,30 +22,37 @@ if TYPE_CHECKING:
 
 
 def plot_report(report: TableReport, path: Path) -> Path:
+    return save_figure(report_figure(report), path)
+
+
+def report_figure(report: TableReport) -> plt.Figure:
+    """The chart `plot_report` writes."""
     panels = [b for b in report.blocks if b.backbone is not None]
     baselines = next((b for b in report.blocks if b.backbone is None), None)
     columns = report.columns
-    fig, axes = plt.subplots(
-        len(panels), 1, figsize=(max(6.0, 1.1 * len(columns)) + 2.5, 3.2 * len(panels) + 0.6),
-        squeeze=False,
-    )
+    width = max(6.0, 1.1 * len(columns)) + 2.5
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.2 * len(panels) + 0.9),
+                             squeeze=False, layout="constrained")
+    ticks = dashes = False
     for ax, block in zip(axes[:, 0], panels):
         rows = [r for r in block.rows if r.kind == "method"]
-        width = 0.8 / max(1, len(rows))
+        bar = 0.8 / max(1, len(rows))
         for i, row in enumerate(rows):
-            xs = [c + (i - (len(rows) - 1) / 2) * width for c in range(len(columns))]
+            xs = [c + (i - (len(rows) - 1) / 2) * bar for c in range(len(columns))]
             ours = [row.values[c].ours or 0.0 for c in columns]
-            ax.bar(xs, ours, width, label=row.label)
+            ax.bar(xs, ours, bar, label=row.label)
             for x, c in zip(xs, columns):
                 paper = row.values[c].paper
                 if paper is not None:
-                    ax.hlines(paper, x - width / 2, x + width / 2, colors="black", linewidth=1.5)
+                    ax.hlines(paper, x - bar / 2, x + bar / 2, colors="black", linewidth=1.5)
+                    ticks = True
         if baselines is not None:
             rand = baselines.rows[0]
             for c, col in enumerate(columns):
                 if rand.values[col].ours is not None:
                     ax.hlines(rand.values[col].ours, c - 0.45, c + 0.45, colors="grey",
                               linestyles="dashed", linewidth=1)
+                    dashes = True
         title = backbone_label(block.backbone or "")
         ax.set_title(f"{title} {block.section}".strip(), fontsize=10)
         ax.set_xticks(range(len(columns)), [report.column_label(c) for c in columns],
@@ -57,20 +60,22 @@ def plot_report(report: TableReport, path: Path) -> Path:
         ax.set_ylabel(report.metric.replace("_", " ") + " (%)")
         ax.set_ylim(0, 100)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, not on, bars
-    fig.suptitle(f"{report.title}\nblack tick: the paper's number; dashed: random choice",
-                 fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    keys = ["bars: ours"] + (["black tick: the paper's number"] if ticks else []) \
+        + (["dashed: random choice"] if dashes else [])
+    fig.suptitle(wrapped(f"{report.title}\n{'; '.join(keys)}", width), fontsize=9)
+    return fig
 
 
 def plot_mechanism(result: MechanismResult, path: Path) -> Path:
     """Bottleneck-at-test accuracy per seed and the mean, LIVR beside latents only; hollow bars
     are the same runs with the causal mask; chance and the two thresholds as lines."""
+    return save_figure(mechanism_figure(result), path)
+
+
+def mechanism_figure(result: MechanismResult) -> plt.Figure:
+    """The chart `plot_mechanism` writes."""
     seeds = [str(s) for s in result.seeds] + ["mean"]
-    fig, ax = plt.subplots(figsize=(1.3 * len(seeds) + 3.5, 3.6))
+    fig, ax = plt.subplots(figsize=(1.3 * len(seeds) + 5.0, 3.8), layout="constrained")
     width = 0.38
     for i, (name, label, colour) in enumerate((("livr", "LIVR", "tab:blue"),
                                                ("latents_only", "latents only", "tab:orange"))):
@@ -95,8 +100,4 @@ def plot_mechanism(result: MechanismResult, path: Path) -> Path:
     verdict = "PASS" if result.passed else "FAIL"
     ax.set_title(f"Mechanism check ({result.config.backbone}, K={result.config.latents}): "
                  f"{verdict}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

@@ -17,17 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # before pyplot: headless machines and tests have no display
-
-import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from harness.figures import plt, save_figure, wrapped
+
 KIND_COLOURS = {"latent": "tab:red", "image": "tab:blue", "text": "tab:green"}
-
-
 def _stretched(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`grid` [rows, cols] resized to `size` (width, height) with bilinear interpolation."""
     return np.asarray(Image.fromarray(grid.astype(np.float32), mode="F").resize(
@@ -39,24 +34,31 @@ def save_overlay(
     images: Sequence[Image.Image], maps: Sequence[np.ndarray], path: Path, title: str
 ) -> Path:
     """One panel per image: the image with its latent-to-image attention map on top."""
+    return save_figure(overlay_figure(images, maps, title), path)
+
+
+def overlay_figure(
+    images: Sequence[Image.Image], maps: Sequence[np.ndarray], title: str
+) -> plt.Figure:
+    """The figure `save_overlay` writes."""
     if len(images) != len(maps):
         raise ValueError(f"{len(images)} images but {len(maps)} attention maps")
-    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.4), squeeze=False)
-    for ax, image, grid in zip(axes[0], images, maps):
+    width = max(3.6 * len(images), 4.5)
+    fig, axes = plt.subplots(1, len(images), figsize=(width, 3.8), squeeze=False,
+                             layout="constrained")  # keeps titles and colour bars inside
+    for i, (ax, image, grid) in enumerate(zip(axes[0], images, maps), start=1):
         ax.imshow(image)
         heat = ax.imshow(
             _stretched(grid, image.size), cmap="inferno", alpha=0.55,
             vmin=0.0, vmax=max(float(grid.max()), 1e-12),
         )
-        ax.set_title(f"{grid.shape[0]}x{grid.shape[1]} tokens", fontsize=8)
+        ax.set_title(f"image {i}: {grid.shape[0]}x{grid.shape[1]} tokens", fontsize=8)
         ax.axis("off")
-        fig.colorbar(heat, ax=ax, fraction=0.046, pad=0.02)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        bar = fig.colorbar(heat, ax=ax, fraction=0.046, pad=0.02)
+        bar.set_label("attention weight", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+    fig.suptitle(wrapped(title, width), fontsize=9)
+    return fig
 
 
 def tsne_embedding(features: np.ndarray, seed: int) -> np.ndarray:
@@ -73,9 +75,13 @@ def save_tsne(
     features: np.ndarray, kinds: Sequence[str], path: Path, title: str, seed: int = 0
 ) -> Path:
     """Scatter of the t-SNE of `features`, one colour per kind (latent / image / text)."""
-    points = tsne_embedding(features, seed)
+    return save_figure(tsne_figure(tsne_embedding(features, seed), kinds, title), path)
+
+
+def tsne_figure(points: np.ndarray, kinds: Sequence[str], title: str) -> plt.Figure:
+    """The figure `save_tsne` writes, from the 2-D points."""
     kinds_array = np.asarray(kinds)
-    fig, ax = plt.subplots(figsize=(5.5, 5.0))
+    fig, ax = plt.subplots(figsize=(5.5, 5.0), layout="constrained")
     for kind, colour in KIND_COLOURS.items():
         chosen = kinds_array == kind
         if chosen.any():
@@ -84,9 +90,5 @@ def save_tsne(
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=8, markerscale=2)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    ax.set_title(wrapped(title, 5.5), fontsize=9)
+    return fig
