@@ -155,6 +155,25 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--overwrite", action="store_true",
                         help="replace a non-empty --out")
     _executor_opt(export)
+    packs = {
+        "export-lmms-eval": ("an lmms-eval task pack (YAML + utils.py scoring with the "
+                             "toolkit's parser) over the built splits"),
+        "export-vlmevalkit": ("VLMEvalKit TSV files (original image bytes, the toolkit's "
+                              "prompt verbatim) and a dataset class"),
+    }
+    for name, what in packs.items():
+        pack = sub.add_parser(name, help=what)
+        pack.add_argument("--built", type=Path, default=Path("built"),
+                          help="built splits, <built>/<task>/<split>/ (default: built/)")
+        pack.add_argument("--out", type=Path, required=True, help="the pack folder (new or empty)")
+        pack.add_argument("--tasks", nargs="+",
+                          help="tasks to include (default: every task with a built --split)")
+        pack.add_argument("--split", default="test", help="split to export (default: test)")
+        pack.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+        if name == "export-lmms-eval":
+            pack.add_argument("--export", type=Path,
+                              help="a `harness export` folder: its latent suffix goes into "
+                                   "every prompt")
 
 
 def _load(args: argparse.Namespace) -> TableConfig:
@@ -286,6 +305,36 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _built_tasks(built: Path, split: str) -> list[str]:
+    from builders.io import MANIFEST, split_dir
+    from builders.registry import load_registry
+
+    return [spec.name for spec in load_registry().tasks.values()
+            if (split_dir(built, spec.name, split) / MANIFEST).is_file()]
+
+
+def _export_pack(args: argparse.Namespace) -> int:
+    tasks = list(_names(args.tasks) or _built_tasks(args.built, args.split))
+    if not tasks:
+        raise ConfigError(f"no built {args.split!r} split under {args.built} (build one with "
+                          "build-task, or pass --built)")
+    try:
+        if args.command == "export-lmms-eval":
+            from harness.export_lmms_eval import write_lmms_eval_pack
+
+            out = write_lmms_eval_pack(args.built, args.out, tasks, args.split, args.export,
+                                       args.overwrite)
+        else:
+            from harness.export_vlmevalkit import write_vlmevalkit_pack
+
+            out = write_vlmevalkit_pack(args.built, args.out, tasks, args.split, args.overwrite)
+    except FileExistsError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"wrote {out}: {len(tasks)} task(s), split {args.split} ({', '.join(tasks)}); "
+          f"see {out}/README.md")
+    return 0
+
+
 def _methods() -> int:
     head = ("method", "finetune", "K", "position", "shared", "stage-1 mask", "epochs", "lr",
             "image x2", "ckpt")
@@ -320,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _write_report(_load(args), args.runs)
             return 0
         commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
-                    "export": _export}
+                    "export": _export, "export-lmms-eval": _export_pack,
+                    "export-vlmevalkit": _export_pack}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
