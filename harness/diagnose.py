@@ -66,7 +66,9 @@ LABELS = {
     "bottleneck": "bottleneck mask at test",
     "bottleneck_no_latents": "bottleneck, latents removed",
 }
-TSNE_KINDS = {TokenType.LATENT: "latent", TokenType.IMAGE: "image", TokenType.TEXT: "text"}
+# The paper's three colours: the question (PROMPT) and the chat scaffolding (TEXT) are both text.
+TSNE_KINDS = {TokenType.LATENT: "latent", TokenType.IMAGE: "image", TokenType.TEXT: "text",
+              TokenType.PROMPT: "text"}
 
 
 @dataclass(frozen=True)

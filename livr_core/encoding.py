@@ -12,13 +12,21 @@ one per patch); images over the processor's pixel budget are resized by its rule
 Per position the encoder records:
 * `labels`: -100 everywhere except the answer tokens and the end-of-turn token after them;
 * `token_types` (`TokenType`): IMAGE for image placeholders, LATENT for latents, ANSWER for the
-  supervised answer part, TEXT for the rest;
+  supervised answer part, PROMPT for the tokens of `Sample.prompt` (the question and its options),
+  TEXT for the rest (chat scaffolding, system prompt, vision markers, assistant header);
 and the processor's image tensors (`pixel_values`, `image_grid_thw` for Qwen).
 
 `Encoder.collate` pads a list of encodings to a `Batch` (right padding by default; the 2D
 padding mask is `attention_mask`) and concatenates the image tensors along dim 0, which is the
 batch layout of both Qwen (patches x features, one grid row per image) and LLaVA (images x C x
 H x W). A sequence longer than `max_length` raises a ValueError naming the example.
+
+Finding the prompt's tokens (`Encoder._prompt_span`): the rendered chat holds the user's text item
+(prompt and latents) verbatim; the tokens whose characters overlap the prompt's are PROMPT. They
+are found by tokenizing the rendered text alone (with character offsets) and counting from the
+end, which the processor's image expansion does not change because every image comes before the
+text. The tokens after the prompt are checked to equal the processor's, so a template or
+processor that breaks either assumption is an error, never a silently wrong span.
 """
 
 from __future__ import annotations
@@ -119,6 +127,30 @@ class Encoder:
         content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
         return [{"role": "user", "content": content}]
 
+    def _prompt_span(self, sample: Sample, rendered: str, prompt_ids: torch.Tensor) -> slice:
+        """Positions (in `prompt_ids`, the processor's ids) of the tokens of `sample.prompt`."""
+        text = self.messages(sample)[0]["content"][-1]["text"]
+        where = rendered.rfind(text)
+        if where < 0:
+            raise ValueError(
+                f"example {sample.id!r}: the chat template does not reproduce the prompt text "
+                "verbatim, so its tokens cannot be typed PROMPT (the +latent->prompt mask needs them)"
+            )
+        latents_first = self.latents is not None and self.config.latent_position == "before_prompt"
+        start = where + (len(self.latents.sequence) if latents_first else 0)
+        end = start + len(sample.prompt)
+        plain = self.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = plain["input_ids"], plain["offset_mapping"]
+        inside = [i for i, (a, b) in enumerate(offsets) if a < end and b > start]
+        first, last = (inside[0], inside[-1] + 1) if inside else (len(ids), len(ids))
+        tail = len(ids) - first  # tokens from the prompt's first to the end: never expanded
+        if tail > len(prompt_ids) or prompt_ids[len(prompt_ids) - tail :].tolist() != ids[first:]:
+            raise ValueError(
+                f"example {sample.id!r}: the processor's tokens after the prompt differ from the "
+                "tokenizer's, so the prompt's tokens cannot be located (an image after the text?)"
+            )
+        return slice(len(prompt_ids) - tail, len(prompt_ids) - (len(ids) - last))
+
     def encode(self, sample: Sample, with_answer: bool = True) -> Encoded:
         """Ids, labels and token types of one sample; `with_answer=False` stops at the prompt."""
         rendered = self.processor.apply_chat_template(
@@ -152,6 +184,7 @@ class Encoder:
         labels = torch.full_like(input_ids, IGNORE_INDEX)
         labels[len(prompt_ids) :] = answer_ids
         token_types = torch.full_like(input_ids, int(TokenType.TEXT))
+        token_types[self._prompt_span(sample, rendered, prompt_ids)] = int(TokenType.PROMPT)
         token_types[torch.isin(input_ids, self.image_ids)] = int(TokenType.IMAGE)
         token_types[torch.isin(input_ids, self.latent_ids)] = int(TokenType.LATENT)
         token_types[len(prompt_ids) :] = int(TokenType.ANSWER)
