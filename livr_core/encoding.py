@@ -116,28 +116,32 @@ class Encoder:
         plain.latent_ids = torch.tensor([], dtype=torch.long)
         return plain
 
+    def _latents_first(self) -> bool:
+        return self.latents is not None and self.config.latent_position == "before_prompt"
+
+    def _user_text(self, sample: Sample) -> str:
+        """The prompt with the latents placed as configured."""
+        if self.latents is None:
+            return sample.prompt
+        if self._latents_first():
+            return self.latents.sequence + sample.prompt
+        return sample.prompt + self.latents.sequence
+
     def messages(self, sample: Sample) -> list[dict[str, Any]]:
         """The user turn: images in order, then the prompt with the latents placed as configured."""
-        text = sample.prompt
-        if self.latents is not None:
-            if self.config.latent_position == "after_prompt":
-                text = text + self.latents.sequence
-            else:
-                text = self.latents.sequence + text
+        text = self._user_text(sample)
         content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
         return [{"role": "user", "content": content}]
 
     def _prompt_span(self, sample: Sample, rendered: str, prompt_ids: torch.Tensor) -> slice:
         """Positions (in `prompt_ids`, the processor's ids) of the tokens of `sample.prompt`."""
-        text = self.messages(sample)[0]["content"][-1]["text"]
-        where = rendered.rfind(text)
+        where = rendered.rfind(self._user_text(sample))
         if where < 0:
             raise ValueError(
                 f"example {sample.id!r}: the chat template does not reproduce the prompt text "
                 "verbatim, so its tokens cannot be typed PROMPT (the +latent->prompt mask needs them)"
             )
-        latents_first = self.latents is not None and self.config.latent_position == "before_prompt"
-        start = where + (len(self.latents.sequence) if latents_first else 0)
+        start = where + (len(self.latents.sequence) if self._latents_first() else 0)
         end = start + len(sample.prompt)
         plain = self.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = plain["input_ids"], plain["offset_mapping"]
