@@ -141,7 +141,10 @@ def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
     diagnose.add_argument("--overlays", type=int, default=4,
                           help="examples drawn with latent-to-image attention (default: 4)")
     diagnose.add_argument("--tsne-examples", type=int, default=50,
-                          help="examples in the t-SNE plot (default: 50, as the paper)")
+                          help="examples per task in the t-SNE plot (default: 50, as the paper)")
+    diagnose.add_argument("--tsne-per", choices=("task", "total"), default="task",
+                          help="--tsne-examples per evaluated task (default, the paper's Fig. 4) "
+                               "or in total")
     _export_parser(sub)
 
 
@@ -280,7 +283,8 @@ def _diagnose(args: argparse.Namespace) -> int:
     options = ModelOptions.parse(_executor_options(args))
     data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
     loaded = load_run(args.run_dir, options)
-    config = DiagnoseConfig(overlays=args.overlays, tsne_examples=args.tsne_examples)
+    config = DiagnoseConfig(overlays=args.overlays, tsne_examples=args.tsne_examples,
+                            tsne_per=args.tsne_per)
     out = args.out or args.run_dir / "diagnostics"
     print(format_summary(diagnose(loaded, data, out, config)))
     print(f"written: {out}/diagnostics.json")

@@ -11,7 +11,7 @@ method, chosen by configuration and by the encoder given:
 | direct SFT | no latents | epochs=(0, 10) (multi-task: (0, 5), select="final") |
 | latents only (ablation) | with latents | epochs=(0, 10) |
 | mask only (ablation) | no latents | stage1_mask=MaskVariant.MASK_ONLY |
-| mask ablations | with latents | stage1_mask=ANSWER_ONLY / BOTTLENECK_LATENTS_NO_PROMPT |
+| mask ablations | with latents | stage1_mask=ANSWER_ONLY / BOTTLENECK_LATENTS_NO_PROMPT (or _NO_TEXT) |
 | Mirage comparison | K=4 latents, model from `FinetuneConfig(mode="full")` | epochs=(10, 10), lr=1e-5 |
 | Mirage itself | Mirage's layout (`livr_core.mirage`) | as above, stage1_mask=CAUSAL, `objective=MirageObjective` |
 
