@@ -49,8 +49,12 @@ def _listing() -> dict[str, str]:
 
 
 def images_of(line: Any) -> list[str]:
-    """The base64 images of a TSV row (one string, or a JSON list for several)."""
-    value = str(line["image"])
+    """The base64 images of a row: one string, a JSON list of them as the TSV holds several, or
+    the Python list VLMEvalKit's base class makes of that when it loads the TSV."""
+    value = line["image"]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    value = str(value)
     return json.loads(value) if value.startswith("[") else [value]
 
 

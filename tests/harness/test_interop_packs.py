@@ -148,3 +148,14 @@ def test_vlmevalkit_tsv_keeps_bytes_prompts_and_scores(built, tmp_path, monkeypa
         accuracy = dataset.evaluate(str(tmp_path / "pred.tsv"))
         expected = 100.0 * sum(i % 2 == 0 for i in range(len(records))) / len(records)
         assert accuracy.set_index("category")["accuracy"]["Overall"] == pytest.approx(expected)
+
+
+def test_vlmevalkit_rows_read_the_same_after_its_base_class_turns_them_into_lists():
+    """VLMEvalKit's ImageBaseDataset replaces a multi-image TSV cell by a Python list when it
+    loads the file; the class reads either form."""
+    from harness.packs.vlmevalkit_dataset import images_of
+
+    encoded = [base64.b64encode(b).decode() for b in (b"\x89PNG1", b"\x89PNG2")]
+    assert images_of({"image": json.dumps(encoded)}) == encoded  # as the TSV holds it
+    assert images_of({"image": list(encoded)}) == encoded  # after VLMEvalKit's loader
+    assert images_of({"image": encoded[0]}) == encoded[:1]
