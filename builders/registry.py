@@ -18,6 +18,11 @@ REGISTRY_ENV = "LIVR_TASKS_TOML"
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "tasks.toml"
 SPLITS = ("train", "val", "test")
 LETTERS = "ABCDEFGH"
+# Answer types: "mcq" (a letter "(A)".."(H)"), "open" (an integer as text: counting), and, for the
+# generalisation benchmarks (harness.benchmarks scores them), "yesno" ("yes" / "no"), "point" (a
+# polygon in normalised image coordinates; the answer is a point inside it) and "text" (a
+# free-form answer, used as training data only).
+ANSWER_TYPES = ("mcq", "open", "yesno", "point", "text")
 
 _REQUIRED = (
     "source", "blink_config", "sub_task", "answer_type", "num_options", "test_source",
@@ -103,8 +108,10 @@ def _task_from_table(name: str, table: dict[str, Any], path: Path) -> TaskSpec:
     missing = [k for k in _REQUIRED if k not in table]
     if missing:
         raise RegistryError(f"{path}: [tasks.{name}] lacks {', '.join(missing)}; add them")
-    if table["answer_type"] not in ("mcq", "open"):
-        raise RegistryError(f"{path}: [tasks.{name}] answer_type must be 'mcq' or 'open'")
+    if table["answer_type"] not in ANSWER_TYPES:
+        raise RegistryError(
+            f"{path}: [tasks.{name}] answer_type must be one of {', '.join(ANSWER_TYPES)}"
+        )
     if table["answer_type"] == "mcq" and len(table["choices"]) != table["num_options"]:
         raise RegistryError(
             f"{path}: [tasks.{name}] has {len(table['choices'])} choices but num_options = "
