@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -152,3 +153,15 @@ def test_visualcot_both_files_give_the_same_direct_pairs(root, tmp_path):
     assert [r.images for r in own] == [r.images for r in lvr]
     assert _rejected(tmp_path / "own", "visualcot", "train") == {
         "missing_image": 1, "no_question_or_answer": 1}
+
+
+def test_readers_find_a_hugging_face_hub_cache(root, tmp_path):
+    """`snapshot_download` without local_dir: the revision refs/main names is read."""
+    repo = tmp_path / "hub" / "datasets--chanhee-luke--RoboSpatial-Home"
+    shutil.copytree(root / robospatial.TOP, repo / "snapshots" / "abc123")
+    (repo / "snapshots" / "old").mkdir()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123\n")
+    records = build_split("robospatial", "test", tmp_path, tmp_path / "out", 12)
+    assert len(records) == 12
+    assert all(len(r.images) == 1 for r in records)

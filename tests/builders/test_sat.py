@@ -112,3 +112,21 @@ def test_prompt_parser_and_question_types():
 def test_a_folder_without_sat_names_the_layout(tmp_path):
     with pytest.raises(SourceLayoutError, match="SAT_train.parquet"):
         build_split("sat", "test", tmp_path, tmp_path / "out", 1)
+
+
+def test_same_seed_gives_byte_identical_splits(sources, tmp_path):
+    for out in ("a", "b"):
+        build_split("sat", "train", sources["sat"], tmp_path / out, 20)
+    first, second = split_dir(tmp_path / "a", "sat", "train"), split_dir(tmp_path / "b", "sat", "train")
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
+
+
+def test_a_parquet_file_without_sat_columns_is_named(sources, tmp_path):
+    top = tmp_path / "SAT"
+    top.mkdir()
+    table = pq.read_table(sources["sat"] / "SAT_val.parquet").drop(["correct_answer"])
+    pq.write_table(table, top / "SAT_val.parquet")
+    with pytest.raises(ValueError, match=r"SAT_val.parquet: no column correct_answer"):
+        build_split("sat", "test", top, tmp_path / "out", 1)
