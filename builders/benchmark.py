@@ -10,9 +10,9 @@ pass-through keeps the benchmark's own id.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
@@ -20,6 +20,7 @@ from builders.build import BuildContext
 from builders.record import MAX_IMAGES, Record, canonical_json, make_idx
 from builders.registry import LETTERS
 
+T = TypeVar("T")
 TOO_MANY_OPTIONS = "too_many_options"
 MISSING_IMAGE, UNREADABLE_IMAGE = "missing_image", "unreadable_image"  # as builders.imaging names them
 
@@ -85,3 +86,19 @@ def read_image_file(ctx: BuildContext, path: Path) -> bytes | None:
         return None
     ctx.note_source(path, hash_content=False)
     return data
+
+
+def usable_rows(
+    ctx: BuildContext, rows: Iterable[T | str], image_path: Callable[[T], Path]
+) -> Iterator[tuple[int, T, bytes]]:
+    """(n from 1, row, image bytes) of the rows a reader returns: a reason string instead of a
+    row, and a row whose image file is missing or unreadable, are counted and skipped."""
+    n = 0
+    for row in rows:
+        if isinstance(row, str):
+            ctx.reject(row)
+            continue
+        image = read_image_file(ctx, image_path(row))
+        if image is not None:
+            n += 1
+            yield n, row, image

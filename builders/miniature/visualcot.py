@@ -43,33 +43,36 @@ def _images(root: Path, prefix: str, seed: int) -> list[str]:
     return names
 
 
-def write(root: Path, seed: int = 0) -> Path:
-    top = Path(root) / TOP
-    entries = []
-    for i, name in enumerate(_images(top, "cot", seed)):
-        dataset, question, answer = qa(i)
-        turns = [{"from": "human", "value": f"<image>\n{question}{COT_PROMPT}"},
-                 {"from": "gpt", "value": "[0.120, 0.340, 0.560, 0.780]"},
-                 {"from": "human", "value": "<image>"}]
-        if i != NO_ANSWER_ENTRY:
-            turns.append({"from": "gpt", "value": answer})
-        entries.append({"dataset": dataset, "split": "train", "question_id": i,
-                        "image": [name, f"{name}###[12, 34, 56, 78]"], "conversations": turns})
-    (top / "viscot_363k.json").write_text(json.dumps(entries, indent=1), encoding="utf-8")
+def _visualcot_entry(i: int, name: str) -> dict:
+    """Visual-CoT's own form: the box turn first, then the answer to a second image turn."""
+    dataset, question, answer = qa(i)
+    turns = [{"from": "human", "value": f"<image>\n{question}{COT_PROMPT}"},
+             {"from": "gpt", "value": "[0.120, 0.340, 0.560, 0.780]"},
+             {"from": "human", "value": "<image>"}, {"from": "gpt", "value": answer}]
+    return {"dataset": dataset, "split": "train", "question_id": i,
+            "image": [name, f"{name}###[12, 34, 56, 78]"], "conversations": turns}
+
+
+def _lvr_entry(i: int, name: str) -> dict:
+    """LVR's export: one image, the answer in <lvr> / <answer> tags, the box in `bboxes`."""
+    dataset, question, answer = qa(i)
+    turns = [{"from": "human", "value": f"<image>\n{question}\nProvide a short and direct "
+              "response."}, {"from": "gpt", "value": f"<lvr>\n<answer> {answer} </answer>"}]
+    return {"dataset": dataset, "split": "train", "question_id": 31593 + i, "image": [name],
+            "conversations": turns, "bboxes": [[0.382, 0.456, 0.718, 0.656]]}
+
+
+def _write(top: Path, prefix: str, entry, file: str, seed: int) -> Path:
+    entries = [entry(i, name) for i, name in enumerate(_images(top, prefix, seed))]
+    entries[NO_ANSWER_ENTRY]["conversations"].pop()  # the conversation ends on a human turn
+    (top / file).write_text(json.dumps(entries, indent=1), encoding="utf-8")
     return top
+
+
+def write(root: Path, seed: int = 0) -> Path:
+    return _write(Path(root) / TOP, "cot", _visualcot_entry, "viscot_363k.json", seed)
 
 
 def write_lvr(root: Path, seed: int = 0) -> Path:
-    top = Path(root) / LVR_TOP
-    entries = []
-    for i, name in enumerate(_images(top, "viscot", seed)):
-        dataset, question, answer = qa(i)
-        turns = [{"from": "human", "value": f"<image>\n{question}\nProvide a short and direct "
-                  "response."}]
-        if i != NO_ANSWER_ENTRY:
-            turns.append({"from": "gpt", "value": f"<lvr>\n<answer> {answer} </answer>"})
-        entries.append({"dataset": dataset, "split": "train", "question_id": 31593 + i,
-                        "image": [name], "conversations": turns,
-                        "bboxes": [[0.382, 0.456, 0.718, 0.656]]})
-    (top / "meta_data_lvr_sft_stage1.json").write_text(json.dumps(entries), encoding="utf-8")
-    return top
+    return _write(Path(root) / LVR_TOP, "viscot", _lvr_entry, "meta_data_lvr_sft_stage1.json",
+                  seed)

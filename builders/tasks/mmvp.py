@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from builders.benchmark import gold_letter, make_record, read_image_file
+from builders.benchmark import gold_letter, make_record, usable_rows
 from builders.build import BuildContext
 from builders.record import Record
 from builders.sources import mmvp
@@ -22,15 +22,8 @@ def lvr_options(options_text: str) -> str:
 def build(ctx: BuildContext) -> Iterator[Record]:
     root = mmvp.find_root(ctx.source_root)
     ctx.note_source(root / mmvp.CSV)
-    n = 0
-    for row in mmvp.iter_rows(root, ctx.params["labels"]):
-        if isinstance(row, str):
-            ctx.reject(row)
-            continue
-        image = read_image_file(ctx, row.image)
-        if image is None:
-            continue
-        n += 1
+    for n, row, image in usable_rows(ctx, mmvp.iter_rows(root, ctx.params["labels"]),
+                                     lambda row: row.image):
         yield make_record(
             ctx, n, question=row.question, sub_task=ctx.spec.sub_task,
             images=[image], choices=row.choices,

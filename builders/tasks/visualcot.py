@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from builders.benchmark import make_record, read_image_file
+from builders.benchmark import make_record, usable_rows
 from builders.build import BuildContext
 from builders.record import Record
 from builders.sources import visualcot
@@ -16,15 +16,8 @@ from builders.sources import visualcot
 def build(ctx: BuildContext) -> Iterator[Record]:
     root, path = visualcot.find_root(ctx.source_root, list(ctx.params["annotation_files"]))
     ctx.note_source(path)
-    n = 0
-    for pair in visualcot.iter_pairs(path):
-        if isinstance(pair, str):
-            ctx.reject(pair)
-            continue
-        image = read_image_file(ctx, root / pair.image)
-        if image is None:
-            continue
-        n += 1
+    for n, pair, image in usable_rows(ctx, visualcot.iter_pairs(path),
+                                      lambda pair: root / pair.image):
         yield make_record(
             ctx, n, question=pair.question, sub_task=pair.dataset or ctx.spec.sub_task,
             images=[image], choices=[], answer=pair.answer,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from builders.benchmark import gold_letter, make_record, read_image_file
+from builders.benchmark import gold_letter, make_record, usable_rows
 from builders.build import BuildContext
 from builders.record import Record
 from builders.sources import vstar
@@ -15,15 +15,8 @@ from builders.sources import vstar
 def build(ctx: BuildContext) -> Iterator[Record]:
     root = vstar.find_root(ctx.source_root)
     ctx.note_source(root / vstar.QUESTIONS)
-    n = 0
-    for row in vstar.iter_rows(root, list(ctx.params["categories"])):
-        if isinstance(row, str):
-            ctx.reject(row)
-            continue
-        image = read_image_file(ctx, row.image)
-        if image is None:
-            continue
-        n += 1
+    rows = vstar.iter_rows(root, list(ctx.params["categories"]))
+    for n, row, image in usable_rows(ctx, rows, lambda row: row.image):
         yield make_record(
             ctx, n, question=row.question, sub_task=row.category, images=[image],
             choices=row.choices, answer=gold_letter(row.correct),
