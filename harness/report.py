@@ -160,8 +160,12 @@ def _baselines(table: TableConfig, method_rows: Sequence[ReportRow]) -> Block:
     constant: dict[str, Value] = {}
     for task in table.tasks:
         found = next((r.details[task] for r in method_rows if task in r.details), None)
-        # A cell measured chance over its own questions (per-question options); else the task's.
-        chance = found["random_baseline"] if found else random_baseline(registry.resolve(task))
+        # A cell measured chance over its own questions (per-question options); else the task's,
+        # unknown until a cell ran when each question has its own options (tasks.toml 0).
+        spec = registry.resolve(task)
+        per_question = spec.answer_type == "mcq" and not spec.num_options
+        chance = (found["random_baseline"] if found
+                  else None if per_question else random_baseline(spec))
         random_values[task] = Value(chance)
         constant[task] = Value(found["constant_baseline"] if found else None)
     random_values[MEAN] = Value(macro_mean(random_values[t].ours for t in table.tasks))
