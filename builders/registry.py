@@ -18,8 +18,12 @@ REGISTRY_ENV = "LIVR_TASKS_TOML"
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "tasks.toml"
 SPLITS = ("train", "val", "test")
 LETTERS = "ABCDEFGH"
-# mcq: letters (A)..; open: an integer; plan: a move sequence, scored by simulation (VSP)
-ANSWER_TYPES = ("mcq", "open", "plan")
+# Answer types: "mcq" (a letter "(A)".."(H)"), "open" (an integer as text: counting),
+# "plan" (a move sequence, scored by simulation: VSP) and, for the generalisation
+# benchmarks (harness.benchmarks scores them), "yesno" ("yes" / "no"), "point" (a polygon in
+# normalised image coordinates; the answer is a point inside it) and "text" (a free-form
+# answer, used as training data only).
+ANSWER_TYPES = ("mcq", "open", "plan", "yesno", "point", "text")
 
 _REQUIRED = (
     "source", "blink_config", "sub_task", "answer_type", "num_options", "test_source",

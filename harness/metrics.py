@@ -75,9 +75,15 @@ def score(item: Item, raw: str) -> Scored:
     if item.answer_type == "mcq":
         letter = parse_choice(raw, item.letters, item.choices)
         parsed = f"({letter})" if letter else None
-    else:
+    elif item.answer_type == "open":
         count = parse_count(raw)
         parsed = str(count) if count is not None else None
+    else:
+        # The generalisation benchmarks' answer types (yes/no, point, free text).
+        from harness.benchmarks import parse_answer
+
+        parsed, correct = parse_answer(item, raw)
+        return Scored(item.idx, item.task, raw, parsed, item.gold, correct)
     return Scored(item.idx, item.task, raw, parsed, item.gold, parsed == item.gold)
 
 
@@ -119,6 +125,10 @@ def random_baseline(spec: TaskSpec) -> float:
         return 0.0
     if spec.answer_type == "mcq":
         return _pct(1, spec.num_options)
+    if spec.answer_type != "open":
+        from harness.benchmarks import random_baseline as benchmark_baseline
+
+        return benchmark_baseline(spec)
     low, high = int(spec.params.get("min_count", 2)), int(spec.params.get("max_count", 10))
     return _pct(1, high - low + 1)
 

@@ -128,3 +128,33 @@ def parse_count(text: str) -> int | None:
         return _number(declared[-1])
     found = [m.group(1) for m in _COUNT_ANY.finditer(body)]
     return _number(found[-1]) if found else None
+
+
+# --- yes / no answers (RoboSpatial's configuration and compatibility questions) ----------------
+# Rules, in order, on the lower-cased text after reasoning and markdown are removed:
+# 1. The answer starts with the word "yes" or "no" (RoboSpatial-Eval counts an answer that starts
+#    with the gold word; harness.benchmarks also reports that rule verbatim).
+# 2. Explicit declarations ("answer is no", "answer: yes", "\boxed{yes}"): the last one wins.
+# 3. Otherwise the last sentence that says "yes" or "no" as a word decides; saying both is
+#    ambiguous: None.
+_YES_NO_START = re.compile(r"^[\s\"'(\[]*(yes|no)\b")
+_YES_NO_DECLARATION = re.compile(
+    r"\banswer\s*(?:is|would\s+be|:|=|-)?\s*[:\-]?\s*[\"'(\[]*(yes|no)\b|\\boxed\{\s*(yes|no)\s*\}"
+)
+_YES_NO_WORD = re.compile(r"\b(yes|no)\b")
+
+
+def parse_yes_no(text: str) -> str | None:
+    """"yes" or "no" as `text` answers it, or None."""
+    body = _MARKDOWN.sub("", strip_reasoning(text)).strip().lower()
+    start = _YES_NO_START.match(body)
+    if start:
+        return start.group(1)
+    declared = [next(g for g in m.groups() if g) for m in _YES_NO_DECLARATION.finditer(body)]
+    if declared:
+        return declared[-1]
+    for sentence in reversed(_SENTENCE_END.split(body)):
+        found = {m.group(1) for m in _YES_NO_WORD.finditer(sentence)}
+        if found:
+            return found.pop() if len(found) == 1 else None
+    return None

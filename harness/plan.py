@@ -123,10 +123,10 @@ def plan_cells(
     for backbone in table.backbones:
         for task in table.cell_tasks():
             for method in table.methods.values():
-                tasks = table.tasks if table.training == "mixture" else (task,)
                 config = CellConfig(
                     table=table.name, backbone=backbone, task=task, method=method,
-                    train_tasks=tasks if method.trained else (), eval_tasks=tasks,
+                    train_tasks=table.train_tasks(task) if method.trained else (),
+                    eval_tasks=table.eval_tasks(task),
                     limit=table.limit, train_per_task=table.train_per_task,
                     executor=dict(executor or {}),
                 )

@@ -12,6 +12,11 @@ a block is bold and the second best underlined (ties share the style; our number
 "Baselines" block on top gives the random-choice accuracy and the best constant answer on the
 same test answers. The report reads cells by path; `harness run` has already refused folders
 holding another config, so what it finds is what the table planned.
+
+Reported rows (a table's `[reported]`: methods the toolkit does not run) show the paper's number
+after the word "reported" ("reported (62.90)"), take no style and no Mean; their sources, and a
+transfer table's training set, are listed under the table as notes. The random-choice baseline of
+a task whose questions carry their own options is the cells' per-question chance.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from harness.store import DONE, NEW, RunStore
 
 MEAN = "mean"
 Style = Literal["", "best", "second"]
-Kind = Literal["method", "delta", "baseline"]
+Kind = Literal["method", "delta", "baseline", "reported"]
+REPORTED = "reported"  # the status of a reported row's values
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class TableReport:
     columns: tuple[str, ...]  # task names, then "mean"
     blocks: tuple[Block, ...]
     n: dict[str, str]  # task -> evaluated N ("528", or "50/528" when cells differ)
+    notes: tuple[str, ...] = ()  # lines under the table: training set, sources of reported rows
 
     def column_label(self, column: str) -> str:
         return "Mean" if column == MEAN else task_label(column)
@@ -101,6 +108,23 @@ def _method_row(
     return ReportRow("method", label, method, values, details)
 
 
+def _reported_row(table: TableConfig, backbone: str, method: str, label: str) -> ReportRow:
+    """A row the toolkit does not run: the paper's numbers only."""
+    paper = paper_scores(table.paper, backbone, method) or {}
+    values = {t: Value(None, paper.get(t), REPORTED) for t in table.tasks}
+    values[MEAN] = Value(None, None, REPORTED)
+    return ReportRow("reported", label, method, values)
+
+
+def _notes(table: TableConfig) -> tuple[str, ...]:
+    notes = [f"Trained on: {table.train_set_source}"] if table.training == "transfer" else []
+    labels = {r.method: r.label for s in table.sections for r in s.rows}
+    if table.reported:
+        notes.append("reported: rows this toolkit does not run; the paper's numbers, from")
+        notes += [f"  {labels[m]}: {src}" for m, src in table.reported.items()]
+    return tuple(notes)
+
+
 def _delta_row(row: ReportRow, base: ReportRow, label: str) -> ReportRow:
     def diff(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a - b
@@ -132,12 +156,19 @@ def _styled(rows: list[ReportRow], columns: Sequence[str]) -> list[ReportRow]:
 
 def _baselines(table: TableConfig, method_rows: Sequence[ReportRow]) -> Block:
     registry = load_registry()
-    random_values = {t: Value(random_baseline(registry.resolve(t))) for t in table.tasks}
-    random_values[MEAN] = Value(macro_mean(v.ours for v in random_values.values()))
+    random_values: dict[str, Value] = {}
     constant: dict[str, Value] = {}
     for task in table.tasks:
         found = next((r.details[task] for r in method_rows if task in r.details), None)
+        # A cell measured chance over its own questions (per-question options); else the task's,
+        # unknown until a cell ran when each question has its own options (tasks.toml 0).
+        spec = registry.resolve(task)
+        per_question = spec.answer_type == "mcq" and not spec.num_options
+        chance = (found["random_baseline"] if found
+                  else None if per_question else random_baseline(spec))
+        random_values[task] = Value(chance)
         constant[task] = Value(found["constant_baseline"] if found else None)
+    random_values[MEAN] = Value(macro_mean(random_values[t].ours for t in table.tasks))
     constant[MEAN] = Value(macro_mean(constant[t].ours for t in table.tasks))
     return Block(None, "Baselines", (
         ReportRow("baseline", "Random choice", None, random_values),
@@ -163,6 +194,9 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
         for section in table.sections:
             rows: list[ReportRow] = []
             for r in section.rows:
+                if r.method in table.reported:
+                    rows.append(_reported_row(table, backbone, r.method, r.label))
+                    continue
                 row = _method_row(table, store, backbone, r.method, r.label, metric)
                 rows.append(row)
                 all_rows.append(row)
@@ -179,7 +213,7 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
     if metric == "accuracy":
         blocks.insert(0, _baselines(table, all_rows))
     return TableReport(table.name, table.title, metric, columns, tuple(blocks),
-                       _evaluated_n(table, all_rows))
+                       _evaluated_n(table, all_rows), _notes(table))
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -193,6 +227,8 @@ def _number(x: float | None, signed: bool) -> str:
 
 def _cell_text(v: Value, kind: Kind, mark: Callable[[str, Style], str]) -> str:
     signed = kind == "delta"
+    if v.status == REPORTED:
+        return "-" if v.paper is None else f"{REPORTED} ({_number(v.paper, signed)})"
     if v.ours is None and v.status not in (DONE, NEW):
         ours = v.status  # failed / interrupted / running: say so rather than "-"
     else:
@@ -253,7 +289,7 @@ def _footer(report: TableReport) -> str:
     n = ", ".join(f"{task_label(t)} {v}" for t, v in report.n.items())
     what = "accuracy (%)" if report.metric == "accuracy" else f"{report.metric} (%)"
     paper = "; in parentheses: the paper's number" if report.metric == "accuracy" else ""
-    return f"Values: {what}{paper}. Evaluated N: {n}."
+    return "\n".join([f"Values: {what}{paper}. Evaluated N: {n}.", *report.notes])
 
 
 def render_markdown(report: TableReport, extra: Sequence[TableReport] = ()) -> str:
@@ -352,7 +388,10 @@ def render_latex(report: TableReport) -> str:
 
 
 def render_json(report: TableReport) -> str:
-    return json.dumps(asdict(report), indent=2, sort_keys=True) + "\n"
+    data = asdict(report)
+    if not data["notes"]:
+        del data["notes"]  # tables without notes keep their JSON as it was
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def write_reports(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from builders.registry import load_registry
+from harness.benchmarks import extra_metrics
 from harness.cells import CellConfig
 from harness.executor import CellData, CellExecutor, CellResult
 from harness.metrics import Item, macro_mean, score, task_metrics
@@ -74,6 +75,7 @@ def score_cell(
         ]
         missing = sum(r.idx not in result.texts for r in records)
         per_task[task] = task_metrics(scored, spec, missing).to_json()
+        per_task[task].update(extra_metrics(spec, records, scored))
         predictions.extend(s.to_json() for s in scored)
     metrics = {
         "hash": config.hash,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from builders.build import BuildContext
 from builders.record import IMAGE_COLUMNS, Record, canonical_json
+from builders.registry import LETTERS
 from builders.sources import blink
 
 BLINK_SPLIT = "val"
@@ -30,14 +31,18 @@ def _images(row: dict, where: str) -> list[bytes]:
     return images
 
 
-def build(ctx: BuildContext) -> Iterator[Record]:
-    config = ctx.spec.blink_config
-    answers = [ctx.letter(i) for i in range(ctx.spec.num_options)]
+def config_records(ctx: BuildContext, config: str, split: str = BLINK_SPLIT) -> Iterator[Record]:
+    """BLINK's `split` rows of `config` as records of the split being built, unchanged.
+
+    Valid answers are the task's letters, or the row's own options' when the task carries its
+    options per record (tasks.toml `num_options = 0`: the BLINK subsets)."""
     root = blink.find_root(ctx.source_root)
-    for shard in blink.split_files(root, config, BLINK_SPLIT):
+    for shard in blink.split_files(root, config, split):
         ctx.note_source(shard)
         for row in blink.iter_rows(shard):
             where = f"{shard}, idx {row['idx']}"
+            options = ctx.spec.num_options or len(row["choices"] or ())
+            answers = [f"({letter})" for letter in LETTERS[:options]]
             if row["answer"] not in answers:
                 raise ValueError(f"{where}: answer {row['answer']!r} is not one of {answers}; "
                                  f"is this BLINK's val file (test answers are hidden)?")
@@ -45,7 +50,7 @@ def build(ctx: BuildContext) -> Iterator[Record]:
             source = {
                 "dataset": "blink",
                 "config": config,
-                "blink_split": BLINK_SPLIT,
+                "blink_split": split,
                 "blink_idx": row["idx"],
                 "source_images": [f"{config}/{shard.name}#{row['idx']}/image_{k}"
                                   for k in range(1, len(images) + 1)],
@@ -57,3 +62,7 @@ def build(ctx: BuildContext) -> Iterator[Record]:
                 split=ctx.split, source=canonical_json(source),
                 image_paths=[row[c]["path"] for c in IMAGE_COLUMNS[: len(images)]],
             )
+
+
+def build(ctx: BuildContext) -> Iterator[Record]:
+    yield from config_records(ctx, ctx.spec.blink_config)

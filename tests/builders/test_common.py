@@ -22,7 +22,11 @@ def _buildable():
     have = set(miniature.sources())
     out = []
     for spec in load_registry().tasks.values():
-        if spec.source in have and importlib.util.find_spec(f"builders.tasks.{spec.name}"):
+        # Tasks with train / val splits and one option list for the whole task; the generalisation
+        # benchmarks (options per record, test-only or train-only) have their own tests.
+        fixed = {"train", "val"} <= set(spec.sizes) and (
+            spec.answer_type == "open" or spec.num_options > 0)
+        if fixed and spec.source in have and importlib.util.find_spec(f"builders.tasks.{spec.name}"):
             splits = ["train", "val"] + (["test"] if spec.test_source == "own" else [])
             out.append((spec.name, spec.source, tuple(splits)))
     return out

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from harness import demo
+from harness.config import load_table
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,8 @@ def test_table_1_is_printed_and_written(ran):
 
 def test_splits_dedup_and_diagnostics_are_written(ran):
     out = ran["out"]
-    # the nine Table 1 tasks and VSP (generated: `build-task all` needs no files for it)
-    assert len(list((out / "built").glob("*/test/manifest.json"))) == 10
+    nine = set(load_table("1").tasks)  # `build-task all` builds the other tasks' splits too
+    assert nine <= {p.parent.parent.name for p in (out / "built").glob("*/test/manifest.json")}
     for against in ("blink", "pixmo"):
         assert (out / "built" / f"dedup-{against}" / "summary.json").is_file()
     diagnostics = json.loads((out / "diagnostics" / "diagnostics.json").read_text())
