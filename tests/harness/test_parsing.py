@@ -41,7 +41,7 @@ REFL = ("A is darker", "B is darker", "About the same")
         ("The answer is a bit unclear", "AB", (), None),  # lower-case "a" is a word
         ("A bounding box is drawn around the dog.", "AB", LOC, None),  # the article
         ("Box B", "AB", LOC, "B"),  # option text
-        ("Box A is better than Box B", "AB", LOC, None),  # two options, no decision
+        ("Box A is better than Box B", "AB", LOC, "A"),  # the comparison's subject
         ("A is darker than B.", "ABC", REFL, "A"),  # option text beats bare letters
         ("They are about the same.", "ABC", REFL, "C"),
         ("(A) Box A\n(B) Box B\nAnswer: B", "AB", LOC, "B"),  # echoed options, then an answer
