@@ -11,18 +11,19 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from builders.registry import RegistryError, load_registry
 from harness.methods import MethodError, MethodSpec, get_method, scale_epochs
 from harness.names import BACKBONES
+from harness.protocol import ProtocolError, ZeroShotProtocol
 
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 TOP_KEYS = (
     "title", "training", "mixture", "checkpoint", "train_per_task", "backbones", "tasks",
-    "methods", "sections", "delta", "paper", "method_overrides",
+    "methods", "sections", "delta", "paper", "method_overrides", "zero_shot",
 )
 SECTION_KEYS = ("title", "rows")
 DELTA_KEYS = ("method", "base", "label")
@@ -97,6 +98,7 @@ class TableConfig:
     paper: str
     limit: int | None
     source: Path
+    zero_shot: ZeroShotProtocol = field(default_factory=ZeroShotProtocol)  # untrained methods
 
     def cell_task(self, task: str) -> str:
         """The cell that holds `task`'s results: the task's own, or the mixture's."""
@@ -275,6 +277,10 @@ def load_table(
         n: _resolve_method(n, doc, checkpoint, overrides, where) for n in names
     }
     delta = _delta(doc, where)
+    try:
+        zero_shot = ZeroShotProtocol.from_mapping(doc.get("zero_shot", {}), f"{where} [zero_shot]")
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
     if delta is not None and not {delta.method, delta.base} <= set(methods):
         delta = None  # a filtered table may lack one of the two rows
     return TableConfig(
@@ -291,4 +297,5 @@ def load_table(
         paper=str(doc.get("paper", path.stem)),
         limit=overrides.limit,
         source=path,
+        zero_shot=zero_shot,
     )

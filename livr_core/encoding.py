@@ -5,7 +5,8 @@ Owns `Sample`, `Encoded`, `Batch` and `Encoder` (`EncodingConfig` is in `livr_co
 A sample becomes one user turn holding its images first, in order, then the prompt text (as
 BLINK does), with the K latent tokens at the end of the user turn, right after the prompt (or,
 as an ablation, right before it); then the assistant turn holding the answer and the end-of-turn
-token. The backbone's own processor renders the chat template and expands each image
+token (a system turn comes first when `Sample.system` is set). The backbone's own processor
+renders the chat template and expands each image
 placeholder into the image's tokens (Qwen: one per 2x2 patch merge of the resized image; LLaVA:
 one per patch); images over the processor's pixel budget are resized by its rules.
 
@@ -47,6 +48,9 @@ class Sample:
     prompt: str
     answer: str | None = None
     id: str = ""
+    # A system turn before the user turn; None leaves the chat template's own default (Qwen2.5
+    # inserts "You are a helpful assistant."), "" gives an empty system turn.
+    system: str | None = None
 
 
 @dataclass
@@ -117,7 +121,10 @@ class Encoder:
             else:
                 text = self.latents.sequence + text
         content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
-        return [{"role": "user", "content": content}]
+        system = [] if sample.system is None else [
+            {"role": "system", "content": [{"type": "text", "text": sample.system}]}
+        ]
+        return [*system, {"role": "user", "content": content}]
 
     def encode(self, sample: Sample, with_answer: bool = True) -> Encoded:
         """Ids, labels and token types of one sample; `with_answer=False` stops at the prompt."""
