@@ -9,34 +9,48 @@ expressions: deterministic, explainable, tens of thousands of outputs a second.
 `harness rescore` re-parses saved raw outputs with the current version. Bump it whenever a rule
 changes what any output parses to.
 
-MCQ rules (EVAL_AND_DEDUP_NOTES.md 2.3, 2.6), applied in this order to the text after reasoning
-(`<think>` spans), markdown emphasis and LaTeX text wrappers are removed. Only the item's valid
-letters count, and an option is named by its letter ("(B)", "B") or its text ("Box B", "the
-third image", "About the same": whole phrase, case-insensitive; the longest text wins where
-texts overlap):
-1. Whole answer: the text is one letter or one option text: "B", "(B)", "B.", "[B]", "Box B".
-2. Declarations: an explicit answer statement naming one option right after it ("the answer
-   is (B)", "Answer: B", "final answer: Box B", "the correct choice to complete the first image
-   would be (A)", "I choose C", "\\boxed{C}", "(B) is correct", "option A is the best answer"),
-   or saying that no option fits ("none of the options", "cannot be determined", "I'm sorry").
-   The LAST declaration wins ("I think it's B. Final answer: C" is C); if it says no option
-   fits, or names two options ("the answer is (A) or (B)"), the answer is None.
-3. Leading label: the answer opens with an option's label ("(B) the third image. The second
-   image, on the other hand, ..." is B; "C. P2 and P4" is C), unless several lines open with
-   labels (an enumeration of the options, judged by the rules below).
-4. Conclusions: the last clause opened by a conclusion word ("Therefore", "Thus", "So",
-   "Hence", "In conclusion", "Overall", "Actually", ...) that names exactly one option.
-5. Answer first: the first clause of the answer that names an option, if it names exactly one
-   and is not negated ("Box A more accurately localizes the dog, while Box B is too large" is
-   A; "The cat is eating food. There is no water to suggest swimming" is the food option).
-6. Sole affirmed option: every non-negated clause that names exactly one option names the
-   same one.
-Otherwise None. A clause is a sentence piece cut at ";", ":" and contrast words ("while",
-"whereas", "but", "than", "because", ", as", "on the other hand", ...); it is negated when it
-holds "not", "n't", "neither", "nor", "never", "incorrect" or "wrong". Within a clause, "(X)"
-labels beat option texts, which beat bare capitals ("Based on the image, A"); an "A" followed
-by a lower-case word is the article ("A bounding box ..."), except before a function word that
-cannot follow the article ("Both points A and B", "A is darker").
+MCQ rules (EVAL_AND_DEDUP_NOTES.md 2.3, 2.6; measured in `harness.parse_agreement`), applied
+in this order to the text after reasoning (`<think>` spans), markdown emphasis, LaTeX wrappers
+and any invented next turn ("\nQuestion: ...", "\nHuman: ...") are removed. Only the item's
+valid letters count. An option is named by its label ("(B)"), its text ("Box B", "the third
+image": whole phrase, case-insensitive, the longest text winning where texts overlap), a
+paraphrase of a text of several words ("diving into the water" for "diving into water"), or,
+weakest, a bare capital ("Based on the image, B").
+1. whole: the text is one letter or one option text: "B", "(B)", "B.", "Option B", "Box B".
+2. final_line: the last line holds only a letter ("... so BE is 3.\n\nD"), unless a
+   declaration comes after it.
+3. declaration: explicit answer statements naming an option right after them ("the answer is
+   (B)", "Answer: B", "the correct choice to complete the first image would be (A)", "the only
+   option that satisfies this is (D)", "I choose C", "\boxed{C}", "答案是 C", "(B) is correct",
+   "Point C is the correct answer"). The LAST one wins ("I think it's B. Final answer: C" is
+   C); one naming two options ("the answer is (A) or (B)") gives None. Statements that no
+   option fits ("none of the options", "this option is not available in the choices",
+   "cannot be determined", "I'm sorry") give None, but only when no option is named after
+   them and no declaration names a letter ("The answer is (B). ... impossible to answer
+   definitively" is B).
+4. leading_label: the answer opens with an option's label or text followed by punctuation
+   ("(B) the third image. The second image, on the other hand, ..." is B; "C. P2 and P4" is C;
+   "No, the circle is not larger" is "no"; "A: No, ..." is "no", the "A:" being "Answer:"),
+   unless several lines open with labels (an enumeration of the options).
+5. conclusion: the last clause opened by a conclusion word ("Therefore", "Thus", "So", ", so",
+   "Hence", "In conclusion", "Overall", "Actually", ...) after which one option is named, not
+   negated.
+6. answer_first: the first clause of the first sentence that names options, if it names
+   exactly one and is not negated ("Box A more accurately localizes the dog, while Box B is
+   too large" is A; "The cat is eating food. There is no water to suggest swimming" is the
+   food option). Not for enumerations.
+7. sole_option: every non-negated clause naming exactly one option names the same one.
+Otherwise None ("none"). A clause is a sentence piece cut at ";", ": " and contrast or
+consequence words ("while", "whereas", "but", "than", "because", ", as", ", so", "on the other
+hand", ...; never inside an option text such as "smaller than"); it is negated when it holds
+"not", "n't", "neither", "nor", "never", "incorrect", "wrong", "unlikely", "ruled out",
+"eliminated" or "excluded". Within a clause "(X)" labels beat texts, which beat bare capitals;
+an option whose words all belong to another named option gives way to it ("decrease slightly"
+is "Slightly Decrease", not "Decrease"); a number followed by an operator is an operand, not an
+answer ("4 + 4 = 8" names 8). Bare capitals: an "A" followed by a lower-case word is the article
+("A bounding box ..."), except before a word that never follows the article ("Both points A
+and B", "A is darker"); a capital after "point", "angle", "triangle", "for" ... or before "="
+is a variable, and in a body of formulas ("AB = 6", "∠ABC") rules 5-7 ignore bare capitals.
 
 yes/no (`parse_yes_no`): the same rules with the options "yes" and "no".
 
@@ -72,10 +86,13 @@ _WHOLE = re.compile(
 )
 # Sentences: line breaks and sentence punctuation (not the "." of "A." inside "is A. text").
 _SENTENCE_END = re.compile(r"\n+|(?<=[.!?])\s+")
+# Where a sentence splits into clauses; the splitting word stays at the head of its clause, so a
+# clause opened by "so" / "therefore" is a conclusion and one opened by "while" a contrast.
 _CLAUSE_BREAK = re.compile(
-    r";|:\s|,\s*(?:as|but|while|whereas|although|though|because|since|however|unlike"
-    r"|which|so|yet)\b|\s(?:while|whereas|but|although|though|because|than|unlike|rather than"
-    r"|instead of|compared to|compared with|on the other hand|however)\b",
+    r";\s*|:\s+|,\s*(?=(?:as|but|while|whereas|although|though|because|since|however|unlike"
+    r"|which|so|yet|therefore|thus|hence)\b)|\s(?=(?:while|whereas|but|although|though|because"
+    r"|than|unlike|rather\s+than|instead\s+of|compared\s+to|compared\s+with"
+    r"|on\s+the\s+other\s+hand|however)\b)",
     re.IGNORECASE,
 )
 _CONCLUSION = re.compile(
@@ -86,7 +103,9 @@ _CONCLUSION = re.compile(
     re.IGNORECASE,
 )
 _NEGATION = re.compile(
-    r"\b(?:not|neither|nor|never|incorrect|wrong|cannot)\b|n't\b|n’t\b", re.IGNORECASE
+    r"\b(?:not|neither|nor|never|incorrect|wrong|cannot|unlikely|ruled?\s+out|eliminated"
+    r"|excluded)\b|n't\b|n’t\b",
+    re.IGNORECASE,
 )
 # Words that never follow the article "a": an "A" before them is a letter ("A and B", "A is").
 _NOT_AFTER_ARTICLE = (
@@ -98,7 +117,10 @@ _NOT_AFTER_ARTICLE = (
 )
 _LETTER = (
     r"(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])(?![A-Za-z0-9])"
-    r"|([a-z])(?![A-Za-z0-9])(?=\s*(?:[.,;:!)]|$)))"
+    # a lower-case letter only before punctuation or a word that never follows the article
+    # ("the answer is b because ...", not "the answer is a bit unclear")
+    r"|([a-z])(?![A-Za-z0-9])(?=\s*(?:[.,;:!)]|$)|\s+(?:" + "|".join(_NOT_AFTER_ARTICLE)
+    + r")\b))"
 )
 _HEDGE = re.compile(r"\s*(?:,|or|and|/|&)\s*(?:option\s+|choice\s+)?[\(\[]?[A-Za-z][\)\]]?(?![A-Za-z0-9])")
 _DECLARE_LEAD = re.compile(
@@ -131,7 +153,9 @@ _NO_OPTION = re.compile(
     r"|\b(?:is|are)(?:\s+not|n't)\s+listed\b"
     r"|\bmistake\s+in\s+the\s+(?:question|options|choices)"
     r"|\b(?:options|choices)\s+(?:do|does)(?:\s+not|n't)\s+(?:match|include|contain)"
-    r"|\b(?:cannot|can't|can\s+not|unable\s+to|impossible\s+to)\s+(?:be\s+)?"
+    r"|\b(?:correct\s+|right\s+)?(?:option|answer|choice)\s+is(?:\s+not|n't)\s+(?:provided|given"
+    r"|listed|available|among|included|present)"
+    r"|\b(?:cannot|can't|can\s+not|unable\s+to|impossible\s+to)\s+(?:be\s+)?(?:\w+ly\s+)?"
     r"(?:determine|determined|answer|answered|tell|say|decide|choose"
     r"|provide\s+(?:an?\s+)?answer)"
     r"|\bi'?m\s+sorry\b|\bi\s+apologi[sz]e\b",
@@ -148,10 +172,16 @@ _BARE = re.compile(
 # A bare capital that names a point, angle or variable is not an option ("angle A = 110").
 _VARIABLE = re.compile(
     r"(?:\b(?:angle|point|side|line|segment|vertex|triangle|circle|node|edge|plane|region|set"
-    r"|matrix|vector|variable)s?|[∠△=+\-*/^<>])\s*$",
+    r"|matrix|vector|variable|square|rectangle|quadrilateral|parallelogram|polygon|trapezoid"
+    r"|for)s?|[∠△=+\-*/^<>])\s*$",
     re.IGNORECASE,
 )
 _FORMULA_AFTER = re.compile(r"\s*[=+*/^<>]")
+_OPERATOR_AFTER = re.compile(r"\s*(?:[+*/×÷^]|-\s*\d)")
+# A body of formulas ("AB = 6", "∠ABC"): its bare capitals are variables, not options.
+_MATH = re.compile(r"[∠△⊙√]|\b[A-Z]{1,4}\s*=\s*[\w(]")
+# A last line holding only a letter: "... The length of BE is 3.\n\nD".
+_FINAL_LINE = re.compile(r"\n\s*[\(\[]?([A-Za-z])[\)\].:]?\s*$")
 _LABEL = re.compile(r"^\s*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])\s*[.:)\-]|([A-Z])(?=\s))")
 
 NUMBER_WORDS = {
@@ -240,8 +270,9 @@ class _Options:
         words = [(x, _content_words(t)) for t, x in texts]
         # The paraphrase tier ("diving into the water" names "diving into water") leaves out
         # options told apart only by a letter or number ("Box A" / "Box B") or made of digits.
+        self.all_words = dict(words)
         self.words = [(x, w) for x, w in words
-                      if any(v.isalpha() and len(v) > 2 for v in w)
+                      if len(w) > 1 and any(v.isalpha() and len(v) > 2 for v in w)
                       and sum(w == other for _, other in words) == 1]
 
     def letter_of_text(self, text: str) -> str | None:
@@ -285,22 +316,28 @@ class _Options:
         """Does an option text cover `position` ("(D) none of the above" is an option)?"""
         return any(a <= position < b for a, b, _ in self.spans(text))
 
-    def mentions(self, clause: str) -> set[str]:
-        """Options a clause names: "(X)" labels, else option texts, else paraphrases of
-        option texts, else bare capitals."""
+    def mentions(self, clause: str, bare: bool = True) -> set[str]:
+        """Options a clause names: "(X)" labels, else option texts and their paraphrases,
+        else (if `bare`) bare capitals. An option whose words are all part of another named
+        option's ("Decrease" in "slightly decrease") gives way to it; a number followed by an
+        operator ("4 + 4 = 8") is an operand, not an answer."""
         paren = {x.upper() for x in _PAREN.findall(clause)} & set(self.letters)
         if paren:
             return paren
-        found = {x for _, _, x in self.spans(clause)} or self.paraphrased(clause)
+        found = {x for _, end, x in self.spans(clause) if not _OPERATOR_AFTER.match(clause, end)}
+        found |= self.paraphrased(clause)
         if found:
-            return found
+            words = {x: self.all_words.get(x, frozenset()) for x in found}
+            return {x for x in found if not any(words[x] < w for w in words.values())}
+        if not bare:
+            return set()
         return {_first(m) for m in _BARE.finditer(clause)
                 if not _VARIABLE.search(clause[max(0, m.start() - 12): m.start()])
                 and not _FORMULA_AFTER.match(clause, m.end())} & set(self.letters)
 
     def paraphrased(self, clause: str) -> set[str]:
-        """Options all of whose content words the clause holds; where one option's words
-        include another's ("slow" / "very slow"), only the larger set counts."""
+        """Options of several content words that the clause holds all of; where one option's
+        words include another's ("slow" / "very slow"), only the larger set counts."""
         words = _content_words(clause)
         held = [(x, w) for x, w in self.words if w <= words]
         return {x for x, w in held if not any(w < other for _, other in held)}
@@ -386,22 +423,22 @@ def _split_clauses(sentence: str, options: _Options) -> list[str]:
 
 
 def _by_clauses(body: str, options: _Options) -> tuple[str | None, str]:
-    sentences = [s for s in _SENTENCE_END.split(body) if s.strip()]
-    clauses = [(c, options.mentions(c), bool(_NEGATION.search(c)))
-               for s in sentences for c in _split_clauses(s, options)]
+    bare = not _MATH.search(body)
+    sentences = [[(c, options.mentions(c, bare), bool(_NEGATION.search(c)))
+                  for c in _split_clauses(s, options)]
+                 for s in _SENTENCE_END.split(body) if s.strip()]
     for sentence in reversed(sentences):
-        if _CONCLUSION.match(sentence):
-            named = [options.mentions(c) for c in _split_clauses(sentence, options)]
-            named = [m for m in named if m]
-            if named and len(named[0]) == 1 and not _NEGATION.search(sentence.split(",")[0]):
-                return next(iter(named[0])), "conclusion"
-    opening = [(options.mentions(c), bool(_NEGATION.search(c)))
-               for c in _split_clauses(sentences[0], options)] if sentences else []
-    first = None if _enumerated(body) else next(((m, neg) for m, neg in opening if m), None)
-    if first is not None and len(first[0]) == 1 and not first[1]:
-        return next(iter(first[0])), "answer_first"
-    affirmed = {next(iter(m)) for _, m, neg in clauses if len(m) == 1 and not neg}
-    if len(affirmed) == 1 and not _enumerated(body):
+        for i in reversed(range(len(sentence))):
+            if _CONCLUSION.match(sentence[i][0]):
+                named = next(((m, neg) for _, m, neg in sentence[i:] if m), None)
+                if named is not None and len(named[0]) == 1 and not named[1]:
+                    return next(iter(named[0])), "conclusion"
+    enumerated = _enumerated(body)
+    opening = next(((m, neg) for _, m, neg in sentences[0] if m), None) if sentences else None
+    if not enumerated and opening is not None and len(opening[0]) == 1 and not opening[1]:
+        return next(iter(opening[0])), "answer_first"
+    affirmed = {next(iter(m)) for s in sentences for _, m, neg in s if len(m) == 1 and not neg}
+    if len(affirmed) == 1 and not enumerated:
         return affirmed.pop(), "sole_option"
     return None, "none"
 
@@ -421,6 +458,11 @@ def explain_choice(text: str, letters: str, choices: Sequence[str] = ()) -> tupl
     if by_text:
         return by_text, "whole"
     declared = _declared(body, options)
+    final = _FINAL_LINE.search(body)
+    # A last line holding only a letter is the model's final word, like a declaration.
+    if final and options.valid(final.group(1)) and not _enumerated(body) \
+            and (not declared or declared[-1][0] < final.start()):
+        return options.valid(final.group(1)), "final_line"
     if declared:
         # A stated letter beats a later "cannot be determined" hedge ("The answer is (B). ...
         # it is impossible to answer definitively" is B); hedged or invalid ones are None.
