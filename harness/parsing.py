@@ -1,6 +1,7 @@
 """Answer extraction from a model's raw text: MCQ letters, yes/no and counts.
 
-Owns `PARSER_VERSION`, `strip_reasoning`, `parse_choice`, `parse_yes_no`, `parse_count` and the
+Owns `PARSER_VERSION`, `strip_reasoning`, `parse_choice` / `explain_choice`, `parse_yes_no`,
+`parse_count` / `explain_count` (the `explain_` forms also name the deciding rule) and the
 `Judge` hook type. A parser returns None when it cannot decide; the scorer counts that as wrong
 and as a parse failure (never skipped, never guessed). Everything here is plain regular
 expressions: deterministic, explainable, tens of thousands of outputs a second.
@@ -54,10 +55,20 @@ is a variable, and in a body of formulas ("AB = 6", "∠ABC") rules 5-7 ignore b
 
 yes/no (`parse_yes_no`): the same rules with the options "yes" and "no".
 
-Counting rules (after Molmo's PointCountEval, 2.4), on the lower-cased text without reasoning:
-1. Declarations: "a total of N", "answer is N" / "answer: N", "\\boxed{N}"; the last one wins.
-2. Otherwise the last number in the text: an integer in digits, or a number word from "zero" to
-   "twenty" (or "none" = 0). Decimals ("3.5") are not counts and are skipped.
+Counting rules (after Molmo's PointCountEval, 2.4, extended for verbose answers), on the
+cleaned, lower-cased text. A number is digits ("1,238" grouped; decimals such as "3.5" are not
+counts) or a word from "zero" to "twenty" ("none" = 0); a number followed by an operator
+("4 + 4") is an operand.
+1. whole: the text is one number ("7", "Seven.").
+2. declaration: the LAST of "a total of N", "answer is N" / "answer: N", "the number of ... is
+   N", "the total count is N", "there are N", "I count N", "\boxed{N}", "N objects are left",
+   "only one object remains", and "there are no ..." / "no objects left" (0); where the
+   declared number opens a sum ("3 groups of 4 kites + 1 kite = 12") its result counts.
+3. conclusion: the first number (or a sum's result) of the last sentence opened by a
+   conclusion word ("Therefore, ...").
+4. refusal: a text that says it cannot see or count ("I cannot see the graph", "does not
+   provide enough information") gives None, whatever numbers it quotes.
+5. last_number: Molmo's rule, the last number in the text.
 
 Judge hook: `parse_choice(..., judge=fn)` calls `fn(text, letters, choices)` only when the rules
 return None, and keeps its answer only if it is one of `letters`. Nothing in the default path
@@ -192,12 +203,35 @@ NUMBER_WORDS = {
     ))
 }
 NUMBER_WORDS["none"] = 0
-_NUMBER = r"(\d+(?!\d|\.\d)|" + "|".join(NUMBER_WORDS) + r")"
+# A count: digits (thousands may be grouped, "1,238"; decimals are not counts) or a word.
+_NUMBER = (r"(\d{1,3}(?:,\d{3})+(?![\d.]\d)|\d+(?!\d|[.,]\d)|" + "|".join(NUMBER_WORDS)
+           + r")")
 _COUNT_DECLARATION = re.compile(
-    r"\ba total of\s+" + _NUMBER + r"\b|\banswer\s*(?:is|:|=)\s*" + _NUMBER + r"\b"
-    r"|\\boxed\{\s*" + _NUMBER + r"\s*\}"
+    r"(?:\ba\s+total\s+of|\b(?:final\s+)?answer(?:\s+to\s+(?:the|your|this)\s+question)?"
+    r"\s*(?:is|would\s+be)?\s*[:=]?"
+    r"|\b(?:the\s+)?(?:final\s+|total\s+)?(?:count|number|value)(?:\s+of\s+[^.\n]{1,100}?)?"
+    r"\s+(?:is|was|would\s+be|will\s+be|:|=)"
+    r"|\bthere\s+(?:are|is|were|was|will\s+be|would\s+be)(?:\s+(?:exactly|only|just))?"
+    r"|\bi\s+(?:can\s+)?count(?:ed)?|\\boxed\{)\s*" + _NUMBER + r"\b(?!\s*[+*/×-]\s*\d)"
+    # "only one object remains", "3 objects are left"
+    r"|\b" + _NUMBER + r"\s+(?:(?!(?:the|on|in|at|to|of)\b)[a-z]+\s+){0,3}?"
+    r"(?:remains?|remaining|(?:are\s+|is\s+)?left(?!\s*(?:of|side|hand|corner|half|edge|and)\b))"
+    r"\b"
 )
-_COUNT_ANY = re.compile(r"(?<![\w.])" + _NUMBER + r"\b")
+_COUNT_REFUSAL = re.compile(
+    r"\b(?:cannot|can't|can\s+not|unable\s+to|impossible\s+to|not\s+possible\s+to)\s+"
+    r"(?:\w+ly\s+)?(?:see|view|determine|answer|count|tell|provide|analyze)"
+    r"|\b(?:does|do)\s+not\s+(?:provide|have|show|contain)\s+(?:enough|any|the|sufficient)?"
+    r"\s*(?:information|data|details)"
+    r"|\bno\s+(?:specific\s+)?(?:information|question|data)\b"
+)
+# "there are no cows", "no objects are left": zero.
+_COUNT_NONE = re.compile(
+    r"\bthere\s+(?:are|is|were|will\s+be)\s+no\b|\bno\s+(?:[a-z]+\s+){0,2}?(?:remain|left)\b"
+)
+_COUNT_ANY = re.compile(r"(?<![\w.,])" + _NUMBER + r"\b")
+# "4+3+2 = 9": the result of a sum a declaration opens.
+_COUNT_RESULT = re.compile(r"=\s*" + _NUMBER + r"\b(?![^.\n]*=)")
 
 
 _STOP_WORDS = frozenset((
@@ -444,9 +478,9 @@ def _by_clauses(body: str, options: _Options) -> tuple[str | None, str]:
 
 
 def explain_choice(text: str, letters: str, choices: Sequence[str] = ()) -> tuple[str | None, str]:
-    """`parse_choice`'s answer and the rule that decided it: "whole", "declaration",
-    "leading_label", "conclusion", "answer_first", "sole_option" or "none" (no rule decided;
-    also "empty")."""
+    """`parse_choice`'s answer and the rule that decided it: "whole", "final_line",
+    "declaration", "leading_label", "conclusion", "answer_first", "sole_option", "none" (no
+    rule decided) or "empty"."""
     body = _clean(text)
     if not body:
         return None, "empty"
@@ -497,14 +531,39 @@ def parse_yes_no(text: str) -> str | None:
 
 
 def _number(token: str) -> int:
-    return int(token) if token.isdigit() else NUMBER_WORDS[token]
+    return int(token.replace(",", "")) if token[0].isdigit() else NUMBER_WORDS[token]
+
+
+def explain_count(text: str) -> tuple[int | None, str]:
+    """`parse_count`'s answer and the rule that decided it: "whole", "declaration",
+    "conclusion", "refusal", "last_number", "none" or "empty"."""
+    body = _clean(text).lower().rstrip(".! ")
+    if not body:
+        return None, "empty"
+    if re.fullmatch(_NUMBER, body):
+        return _number(body), "whole"
+    refusal = _COUNT_REFUSAL.search(body)
+    declared: list[tuple[int, int]] = [] if refusal else [
+        (m.start(), 0) for m in _COUNT_NONE.finditer(body)]
+    for m in _COUNT_DECLARATION.finditer(body):
+        # "3 groups of 4 kites + 1 kite = 12": the sum the declaration opens.
+        rest = _SENTENCE_END.split(body[m.end():], maxsplit=1)[0]
+        result = _COUNT_RESULT.search(rest)
+        declared.append((m.start(), _number(next(g for g in (result or m).groups() if g))))
+    if declared:
+        return max(declared)[1], "declaration"
+    sentences = [x for x in _SENTENCE_END.split(body) if x.strip()]
+    for sentence in reversed(sentences):
+        found = _COUNT_ANY.search(sentence)
+        if _CONCLUSION.match(sentence) and found:
+            result = _COUNT_RESULT.search(sentence)
+            return _number((result or found).group(1)), "conclusion"
+    if refusal:
+        return None, "refusal"  # "I cannot see the graph ... at x = 0 is 0": no count given
+    found = [m.group(1) for m in _COUNT_ANY.finditer(body)]
+    return (_number(found[-1]), "last_number") if found else (None, "none")
 
 
 def parse_count(text: str) -> int | None:
     """The count `text` states, or None."""
-    body = strip_reasoning(text).lower().strip()
-    declared = [next(g for g in m.groups() if g) for m in _COUNT_DECLARATION.finditer(body)]
-    if declared:
-        return _number(declared[-1])
-    found = [m.group(1) for m in _COUNT_ANY.finditer(body)]
-    return _number(found[-1]) if found else None
+    return explain_count(text)[0]

@@ -7,6 +7,7 @@ import pytest
 
 from harness.parsing import (
     explain_choice,
+    explain_count,
     parse_choice,
     parse_count,
     parse_yes_no,
@@ -107,8 +108,8 @@ ACT = ("riding a horse", "wielding a spear", "drawing sword from sheath", "shoot
          "conclusion"),
         ("A answer1", "AB", ("answer1", "answer2"), "A", "leading_label"),
         # Declarations with words between the noun and the verb.
-        ("Looking at the edges, the correct choice to complete the first image would be (A) the "
-         "second image.", "AB", JIG, "A", "declaration"),
+        (("Looking at the edges, the correct choice to complete the first image would be (A) the "
+         "second image."), "AB", JIG, "A", "declaration"),
         ("The only possible option that satisfies this constraint is (D).", "ABCD", (), "D",
          "declaration"),
         ("The correct option letter is C. So angle A would be 25 degrees.", "ABCD",
@@ -137,17 +138,17 @@ ACT = ("riding a horse", "wielding a spear", "drawing sword from sheath", "shoot
         ("No, the right circle is not larger than the left one.", "AB", YN, "B",
          "leading_label"),
         # Conclusions.
-        ("The REF point is on the bird's leg. Point A is on its wing and Point B on its beak. "
-         "Therefore, Point D is the corresponding point.", "ABCD", PTS, "D", "conclusion"),
+        (("The REF point is on the bird's leg. Point A is on its wing and Point B on its beak. "
+         "Therefore, Point D is the corresponding point."), "ABCD", PTS, "D", "conclusion"),
         ("The REF point lies on the handle. Thus Point C matches it.", "ABCD", PTS, "C",
          "conclusion"),
         # Answer first, explanation (with negations) after.
-        ("The cat is eating food. There is no water to suggest swimming, and it is not climbing "
-         "a tree.", "ABC", ("swimming", "climbing a tree", "eating food"), "C", "answer_first"),
+        (("The cat is eating food. There is no water to suggest swimming, and it is not climbing "
+         "a tree."), "ABC", ("swimming", "climbing a tree", "eating food"), "C", "answer_first"),
         ("The knight is drawing a sword from its sheath, as the frames show.", "ABCD", ACT, "C",
          "answer_first"),  # a paraphrase of the option text
-        ("The third image fits the missing part, while the edges of the second image do not "
-         "align.", "AB", JIG, "B", "answer_first"),
+        (("The third image fits the missing part, while the edges of the second image do not "
+         "align."), "AB", JIG, "B", "answer_first"),
         ("The value of f(-3) is smaller than the value of f(2).", "ABC",
          ("larger than", "equal to", "smaller than"), "C", "answer_first"),  # no cut in a text
         ("Point A is not the match; it is on the wing.", "ABCD", PTS, None, "none"),
@@ -198,3 +199,30 @@ def test_judge_only_when_the_rules_fail():
     assert parse_choice("Hard to tell from this angle.", "AB", LOC, judge) == "B"
     assert calls == [("Hard to tell from this angle.", "AB", LOC)]
     assert parse_choice("Hard to tell.", "AB", LOC, lambda *a: "Z") is None  # not a valid letter
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "rule"),
+    [
+        # Verbose counts: the stated count, not the last number of the explanation.
+        ("There are 3 bars with values below 40.", 3, "declaration"),
+        ("There are 4 objects. After removing the cube, there are 3 objects left.", 3,
+         "declaration"),  # the last statement wins
+        (("The number of models that score above 60 is 3. Model 1 scores 65 and model 3 "
+         "scores 61."), 3, "declaration"),
+        ("I count 7 people: two on the left and five on the right.", 7, "declaration"),
+        ("So the total number of kites is 3 groups of 4 kites + 1 kite = 13.", 13,
+         "declaration"),  # the sum's result
+        ("After removing the cubes, only one object remains.", 1, "declaration"),
+        ("There are no cows in this picture.", 0, "declaration"),
+        ("The driver drove a total of 1,238 miles.", 1238, "declaration"),
+        ("So the answer to your question is 3.", 3, "declaration"),
+        ("Therefore, 4 + 4 = 8 objects.", 8, "conclusion"),
+        ("I cannot see the graph. The value at x = 0 is 0.", None, "refusal"),
+        ("The text does not provide enough information about the 56 boxes.", None, "refusal"),
+        ("3 people lifted at least 46 pounds", 46, "last_number"),  # Molmo's rule, kept
+        ("Seven.", 7, "whole"),
+    ],
+)
+def test_parse_count_verbose(text, expected, rule):
+    assert explain_count(text) == (expected, rule)
