@@ -73,7 +73,8 @@ def _item(obj: dict[str, Any], where: str) -> CorpusItem:
     if not isinstance(obj.get("text"), str):
         raise CorpusError(f"{where}: field 'text' (the raw output) must be a string")
     if kind == "mcq" and not obj.get("letters"):
-        raise CorpusError(f"{where}: an mcq line needs 'letters' (the valid letters, e.g. \"ABCD\")")
+        raise CorpusError(f"{where}: an mcq line needs 'letters' (its valid letters, "
+                          'e.g. "ABCD")')
     choices = obj.get("choices") or []
     if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
         raise CorpusError(f"{where}: field 'choices' must be a list of strings (the option texts)")
@@ -154,8 +155,10 @@ def _figures(rows: Sequence[tuple[CorpusItem, str | int | None]]) -> dict[str, A
     counted = [(i, p) for i, p in rows if i.kind == "count" and i.gold is not None]
     if counted:
         gold = [int(i.gold) for i, _ in counted]  # type: ignore[arg-type]
-        out["ours_vs_gold"] = _count_rates([p for _, p in counted], gold)  # type: ignore[misc]
-        out["reference_vs_gold"] = _count_rates([i.reference for i, _ in counted], gold)  # type: ignore[misc]
+        ours = [p for _, p in counted]
+        reference = [i.reference for i, _ in counted]
+        out["ours_vs_gold"] = _count_rates(ours, gold)  # type: ignore[arg-type]
+        out["reference_vs_gold"] = _count_rates(reference, gold)  # type: ignore[arg-type]
     return out
 
 

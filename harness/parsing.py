@@ -133,7 +133,9 @@ _LETTER = (
     r"|([a-z])(?![A-Za-z0-9])(?=\s*(?:[.,;:!)]|$)|\s+(?:" + "|".join(_NOT_AFTER_ARTICLE)
     + r")\b))"
 )
-_HEDGE = re.compile(r"\s*(?:,|or|and|/|&)\s*(?:option\s+|choice\s+)?[\(\[]?[A-Za-z][\)\]]?(?![A-Za-z0-9])")
+_HEDGE = re.compile(  # "(A) or (B)", "A/B", "(A), (H), and (I)": two options, no decision
+    r"\s*(?:,|or|and|/|&)\s*(?:option\s+|choice\s+)?[\(\[]?[A-Za-z][\)\]]?(?![A-Za-z0-9])"
+)
 _DECLARE_LEAD = re.compile(
     # "the answer is", "the correct choice to complete the first image would be", "the only
     # possible option that satisfies this constraint is", "Answer:", "final answer -"
@@ -177,7 +179,8 @@ _NEXT_TURN = re.compile(
 )
 _PAREN = re.compile(r"[\(\[]([A-Za-z])[\)\]]")
 _BARE = re.compile(
-    r"(?<![A-Za-z0-9'’\-])(?<![A-Za-z]\.)(?:(A)(?!\s+(?!(?:" + "|".join(_NOT_AFTER_ARTICLE) + r")\b)[a-z])"
+    r"(?<![A-Za-z0-9'’\-])(?<![A-Za-z]\.)"
+    r"(?:(A)(?!\s+(?!(?:" + "|".join(_NOT_AFTER_ARTICLE) + r")\b)[a-z])"
     r"|([B-Z]))(?![A-Za-z0-9'’\-])(?!\.[A-Za-z])"  # not "A.M.", "U.S."
 )
 # A bare capital that names a point, angle or variable is not an option ("angle A = 110").

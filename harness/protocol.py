@@ -1,12 +1,12 @@
 """The zero-shot protocol of a table: answer-format instruction, generation length, system prompt.
 
-Owns `ZeroShotProtocol`, `INSTRUCTIONS`, `BLINK_DISCLAIMER`, and `test_samples` /
-`generation_options`, which the executor and `harness eval` ask a cell's test set with. A table sets it in its TOML as
-`[zero_shot]` (harness/tables/table1.toml lists the keys); it applies to the untrained methods
-only (`zero_shot`): a trained method is asked exactly as it was trained, so its prompt never
-changes. The protocol is part of a zero-shot cell's config (`CellConfig.protocol`): a field
-left at its default stays out of the hash, so the shipped tables' cells keep their hashes,
-and any change gives new cells.
+Owns `ZeroShotProtocol`, `INSTRUCTIONS`, `BLINK_DISCLAIMER`, and `generation_samples` /
+`generation_options`, with which the executor and `harness eval` ask a cell's test set. A table
+sets the protocol in its TOML as `[zero_shot]` (harness/tables/table1.toml lists the keys); it
+applies to the untrained methods only (`zero_shot`): a trained method is asked exactly as it
+was trained, so its prompt never changes. The protocol is part of a zero-shot cell's config
+(`CellConfig.protocol`): a field left at its default stays out of the hash, so the shipped
+tables' cells keep their hashes, and any change gives new cells.
 
 Defaults, and why:
 * instruction "none": the record's prompt verbatim, i.e. BLINK's exact `prompt` text (which
@@ -69,8 +69,9 @@ class ZeroShotProtocol:
         if self.instruction not in INSTRUCTIONS:
             raise ProtocolError(f"zero_shot.instruction must be one of {', '.join(INSTRUCTIONS)}, "
                                 f"got {self.instruction!r}")
-        if self.max_new_tokens is not None and (
-            not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1
+        budget = self.max_new_tokens
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int) or budget < 1
         ):
             raise ProtocolError(f"zero_shot.max_new_tokens must be an integer >= 1, got "
                                 f"{self.max_new_tokens!r}")
@@ -78,7 +79,9 @@ class ZeroShotProtocol:
             raise ProtocolError("zero_shot.system_prompt must be a string")
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str = "[zero_shot]") -> ZeroShotProtocol:
+    def from_mapping(
+        cls, values: Mapping[str, Any], where: str = "[zero_shot]"
+    ) -> ZeroShotProtocol:
         unknown = sorted(set(values) - set(KEYS))
         if unknown:
             raise ProtocolError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: "
@@ -112,7 +115,7 @@ class ZeroShotProtocol:
 
 
 
-def test_samples(cell: CellConfig, data: CellData) -> list[Sample]:
+def generation_samples(cell: CellConfig, data: CellData) -> list[Sample]:
     """A cell's test split as generation samples, in `data.test()` order: each eval task's
     records (images doubled for an image-twice method) asked as the cell's protocol says."""
     from builders.registry import load_registry

@@ -1,9 +1,9 @@
 """Re-reading saved raw outputs with the current parser: new metrics without running a model.
 
-Owns `RescoreSummary`, `scored_folders`, `rescore_folder`, `rescore_tree` and `load_judge`. A scored folder
-holds predictions.jsonl (one row per test example: idx, task, raw, parsed, gold, correct, and
-since parser version 2 the item's letters and option texts) and metrics.json: a cell of a run
-store, a `harness train` run folder, or its `eval/<split>/` results.
+Owns `RescoreSummary`, `scored_folders`, `rescore_folder`, `rescore_tree` and `load_judge`. A
+scored folder holds predictions.jsonl (one row per test example: idx, task, raw, parsed, gold,
+correct, and since parser version 2 the item's letters and option texts) and metrics.json: a
+cell of a run store, a `harness train` run folder, or its `eval/<split>/` results.
 
 Rescoring parses every row's raw text again with `harness.parsing` as it is now (and an optional
 judge), recomputes each task's metrics, and rewrites both files atomically. Everything else in

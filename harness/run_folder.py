@@ -27,7 +27,12 @@ from harness.executor import CellData, CellResult
 from harness.methods import MethodError, get_method
 from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
 from harness.plan import Cell, plan_cells
-from harness.protocol import ProtocolError, ZeroShotProtocol, generation_options, test_samples
+from harness.protocol import (
+    ProtocolError,
+    ZeroShotProtocol,
+    generation_options,
+    generation_samples,
+)
 from harness.runner import score_cell
 from harness.store import CHECKPOINTS, CONFIG, METRICS, Key, RunStore
 
@@ -177,8 +182,9 @@ def evaluate_run(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """predictions.jsonl rows and metrics of the run's greedy answers on `data`, scored as
     `harness run` scores a cell."""
-    samples = test_samples(data.cell, data)  # a zero-shot run is asked as its protocol says
-    texts = generate_texts(loaded.prepared, samples, generation_options(data.cell, loaded.options))
+    samples = generation_samples(data.cell, data)  # a zero-shot run: asked as its protocol says
+    options = generation_options(data.cell, loaded.options)
+    texts = generate_texts(loaded.prepared, samples, options)
     predictions, metrics = score_cell(data.cell, data, CellResult(texts))
     metrics["split"] = data.split
     return predictions, metrics

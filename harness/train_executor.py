@@ -114,7 +114,7 @@ class LivrExecutor:
 
     def _run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
         from harness.modeling import generate_texts, prepare
-        from harness.protocol import generation_options, test_samples
+        from harness.protocol import generation_options, generation_samples
 
         start = time.perf_counter()
         prepared = prepare(cell.backbone, cell.method, self.options, cell.seed)
@@ -126,7 +126,7 @@ class LivrExecutor:
         if cell.method.trained:
             info.update(self._train(cell, data, folder, prepared))
         tested = time.perf_counter()
-        samples = test_samples(cell, data)  # a zero-shot cell is asked as its protocol says
+        samples = generation_samples(cell, data)  # a zero-shot cell: asked as its protocol says
         texts = generate_texts(prepared, samples, generation_options(cell, self.options))
         info["test_seconds"] = round(time.perf_counter() - tested, 3)
         info["total_seconds"] = round(time.perf_counter() - start, 3)
