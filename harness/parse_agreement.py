@@ -13,6 +13,7 @@ A corpus file is JSON Lines, one model output per line:
      "id": "17"}
     {"kind": "mcq", ..., "reference": null, "gold": "C", "reference_correct": false}
     {"kind": "count", "text": "...", "reference": 7 | null, "gold": 7}
+    {"kind": "yesno", "text": "...", "reference": "yes" | "no" | null, "gold": "no"}
 
 `reference` is what the benchmark's own extraction read from `text` (null: it found no answer).
 Some benchmarks keep only a verdict, not the letter: `reference_correct` (true/false) then says
@@ -42,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.parsing import PARSER_VERSION, parse_choice, parse_count
+from harness.parsing import PARSER_VERSION, parse_choice, parse_count, parse_yes_no
 
-KINDS = ("mcq", "count")
+KINDS = ("mcq", "count", "yesno")
 
 
 class CorpusError(ValueError):
@@ -53,7 +54,7 @@ class CorpusError(ValueError):
 
 @dataclass(frozen=True)
 class CorpusItem:
-    kind: str  # "mcq" or "count"
+    kind: str  # "mcq", "count" or "yesno"
     text: str
     reference: str | int | None
     gold: str | int | None = None
@@ -115,6 +116,8 @@ def parse_item(item: CorpusItem) -> str | int | None:
     """Our parser's answer for a corpus item (a letter, a count, or None)."""
     if item.kind == "mcq":
         return parse_choice(item.text, item.letters, item.choices)
+    if item.kind == "yesno":
+        return parse_yes_no(item.text)
     return parse_count(item.text)
 
 

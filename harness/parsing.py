@@ -50,8 +50,9 @@ an option whose words all belong to another named option gives way to it ("decre
 is "Slightly Decrease", not "Decrease"); a number followed by an operator is an operand, not an
 answer ("4 + 4 = 8" names 8). Bare capitals: an "A" followed by a lower-case word is the article
 ("A bounding box ..."), except before a word that never follows the article ("Both points A
-and B", "A is darker"); a capital after "point", "angle", "triangle", "for" ... or before "="
-is a variable, and in a body of formulas ("AB = 6", "∠ABC") rules 5-7 ignore bare capitals.
+and B", "A is darker"); a capital after "angle", "triangle", "for" ... or before "="
+is a variable ("point A" stays an option: BLINK's reflectance options are "A is darker" ...),
+and in a body of formulas ("AB = 6", "∠ABC") rules 5-7 ignore bare capitals.
 
 yes/no (`parse_yes_no`): the same rules with the options "yes" and "no".
 
@@ -185,7 +186,7 @@ _BARE = re.compile(
 )
 # A bare capital that names a point, angle or variable is not an option ("angle A = 110").
 _VARIABLE = re.compile(
-    r"(?:\b(?:angle|point|side|line|segment|vertex|triangle|circle|node|edge|plane|region|set"
+    r"(?:\b(?:angle|side|line|segment|vertex|triangle|circle|node|edge|plane|region|set"
     r"|matrix|vector|variable|square|rectangle|quadrilateral|parallelogram|polygon|trapezoid"
     r"|for)s?|[∠△=+\-*/^<>])\s*$",
     re.IGNORECASE,

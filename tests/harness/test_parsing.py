@@ -107,6 +107,18 @@ ACT = ("riding a horse", "wielding a spear", "drawing sword from sheath", "shoot
         ("Both points A and B are on the same surface, so about the same.", "ABC", REFL, "C",
          "conclusion"),
         ("A answer1", "AB", ("answer1", "answer2"), "A", "leading_label"),
+        # More answers in the shape BLINK's tasks get (written here, after those patterns).
+        (("To find the missing part we compare the edges. The second image continues the sky "
+         "and the roof line. Therefore, the second image is the missing part."), "AB", JIG, "A",
+         "conclusion"),
+        (("Box B more accurately encloses the dog, as it fits tightly, whereas Box A includes "
+         "extra space."), "AB", LOC, "B", "answer_first"),
+        (("The reference point is on the cat's left ear. In the second image, the matching spot "
+         "on the left ear is Point C."), "ABCD", PTS, "C", "sole_option"),
+        ("Point A is on a white wall and point B is on a dark table. Therefore B is darker.",
+         "ABC", REFL, "B", "conclusion"),
+        ("Neither image fits perfectly, but the second image is closer.", "AB", JIG, "A",
+         "answer_first"),
         # Declarations with words between the noun and the verb.
         (("Looking at the edges, the correct choice to complete the first image would be (A) the "
          "second image."), "AB", JIG, "A", "declaration"),
@@ -158,6 +170,11 @@ ACT = ("riding a horse", "wielding a spear", "drawing sword from sheath", "shoot
         ("(E) 60°\n(F) 72°\n(G) 81°", "ABCD", ("36°", "44°", "27°", "54°"), None, "none"),
         # Variables and abbreviations are not options.
         ("In triangle ABC, angle A = 110 degrees.", "ABCD", (), None, "none"),
+        ("Solving for C, we find the angle is 70 degrees.", "ABCD", ("25", "30", "40", "50"),
+         None, "none"),
+        # BLINK's reflectance: the options are "A is darker", "B is darker", "About the same".
+        ("The surface at point A appears darker than at point B.", "ABC", REFL, "A",
+         "answer_first"),
         ("The class begins at 11.50 A.M. on Monday.", "ABCD", (), None, "none"),
         ("As a text-based AI, I cannot see the image.", "ABCDE", ("A", "B", "C", "D", "E"), None,
          "none"),  # a one-letter option text is matched as written, "a" is the article
