@@ -1,7 +1,6 @@
 """A run's saved generations in the files lmms-eval and VLMEvalKit write, to compare scorers.
 
-Owns `export_predictions`, `lmms_eval_task`, `vlmevalkit_dataset`, `FORMATS` and
-`ExportError`. It reads a scored folder (predictions.jsonl + metrics.json + config.json: a cell,
+Owns `export_predictions`, `export_names`, `FORMATS` and `ExportError`. It reads a scored folder (predictions.jsonl + metrics.json + config.json: a cell,
 a `harness train` run, or its eval/<split>/ results) and, when the built split is at hand, the
 records' questions and prompts; it never runs a model.
 
@@ -58,21 +57,14 @@ class ExportError(ConfigError):
     """The folder is not a scored run, or its files cannot be read."""
 
 
-def lmms_eval_task(spec: TaskSpec) -> str:
-    """lmms-eval's task name for our test split of `spec` (its own where it has the task)."""
+def export_names(spec: TaskSpec) -> tuple[str, str]:
+    """lmms-eval's task name and a VLMEvalKit dataset name for our test split of `spec`
+    (lmms-eval's own where it has the task)."""
     if spec.test_source == "blink":
-        return f"blink_{spec.blink_config.lower()}"
+        return f"blink_{spec.blink_config.lower()}", f"BLINK_{spec.blink_config}"
     if spec.test_source == "pixmo":
-        return "pixmo_count"
-    return f"livr_{spec.name}"
-
-
-def vlmevalkit_dataset(spec: TaskSpec) -> str:
-    if spec.test_source == "blink":
-        return f"BLINK_{spec.blink_config}"
-    if spec.test_source == "pixmo":
-        return "PixMo_Count"
-    return f"LIVR_{spec.name}"
+        return "pixmo_count", "PixMo_Count"
+    return f"livr_{spec.name}", f"LIVR_{spec.name}"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -214,12 +206,13 @@ def export_predictions(
             raise ExportError(f"{folder / PREDICTIONS}: unknown task {task!r}") from None
         task_rows = [r for r in rows if r["task"] == task]
         records = _records(built, task, split)
+        lmms_task, dataset = export_names(spec)
         if "lmms-eval" in formats:
-            path = out / "lmms-eval" / model / f"samples_{lmms_eval_task(spec)}.jsonl"
+            path = out / "lmms-eval" / model / f"samples_{lmms_task}.jsonl"
             written.append(_write(path, _lmms_lines(task_rows, spec, records, protocol)))
         if "vlmevalkit" in formats:
             head, table = _table(task_rows, spec, records)
-            stem = f"{model}_{vlmevalkit_dataset(spec)}"  # the model name may hold dots
+            stem = f"{model}_{dataset}"  # the model name may hold dots
             where = out / "vlmevalkit" / model
             written.append(_write(where / f"{stem}.tsv", _tsv(head, table)))
             written.append(_write(where / f"{stem}.xlsx", _xlsx(head, table)))

@@ -18,9 +18,8 @@ from harness.config import load_table
 from harness.executor import ConstantExecutor
 from harness.export_predictions import (
     ExportError,
+    export_names,
     export_predictions,
-    lmms_eval_task,
-    vlmevalkit_dataset,
 )
 from harness.plan import plan_cells
 from harness.runner import run_cells
@@ -39,7 +38,7 @@ def _run(built: Path, root: Path) -> Path:
 
 def test_task_and_dataset_names():
     registry = load_registry()
-    names = {t: (lmms_eval_task(registry.resolve(t)), vlmevalkit_dataset(registry.resolve(t)))
+    names = {t: export_names(registry.resolve(t))
              for t in ("localization", "counting", "visual_correspondence", "art_style")}
     assert names == {
         "localization": ("blink_object_localization", "BLINK_Object_Localization"),
