@@ -131,7 +131,7 @@ _LETTER = (
     r"(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])(?![A-Za-z0-9])"
     # a lower-case letter only before punctuation or a word that never follows the article
     # ("the answer is b because ...", not "the answer is a bit unclear")
-    r"|([a-z])(?![A-Za-z0-9])(?=\s*(?:[.,;:!)]|$)|\s+(?:" + "|".join(_NOT_AFTER_ARTICLE)
+    r"|([a-z])(?![A-Za-z0-9])(?=\s*(?:[.,;:!)<]|$)|\s+(?:" + "|".join(_NOT_AFTER_ARTICLE)
     + r")\b))"
 )
 _HEDGE = re.compile(  # "(A) or (B)", "A/B", "(A), (H), and (I)": two options, no decision
@@ -144,7 +144,7 @@ _DECLARE_LEAD = re.compile(
     r"\s*(?:\bis|\bwould\s+be|\bshould\s+be|\bwill\s+be|\bmust\s+be|=|:|-)"
     r"|\bi\s+(?:would\s+)?(?:choose|select|pick|go\s+with)"
     r"|\b(?:my|the)\s+(?:selection|pick)\s+(?:is|would\s+be)"
-    r"|\\boxed\{|(?:答案|回答)\s*(?:是|为|应为)?|选项\s*(?:是|为)?|选择?)"
+    r"|\\boxed\{|<answer>|(?:答案|回答)\s*(?:是|为|应为)?|选项\s*(?:是|为)?|选择?)"
     r"\s*(?:options?|choices?|letters?)?\s*[:\-]?\s*",
     re.IGNORECASE,
 )
@@ -153,8 +153,9 @@ _DECLARE_TRAIL = re.compile(
     r"(?:correct|right|best|most\s+(?:accurate|likely|appropriate|suitable)|answer\b)",
     re.IGNORECASE,
 )
-_TRAIL_SUBJECT = re.compile(
-    r"(?:\b(?:option|choice)\s+)?(?:\(([A-Za-z])\)|\[([A-Za-z])\]|\b([A-Z]))(?![A-Za-z0-9])\s*$"
+_TRAIL_SUBJECT = re.compile(  # "(B) is correct", "option C is the best", "b is correct"
+    r"(?:\b(?:option|choice)\s+)?(?:\(([A-Za-z])\)|\[([A-Za-z])\]|\b([A-Z])|^\s*([a-z]))"
+    r"(?![A-Za-z0-9])\s*$"
 )
 _NO_OPTION = re.compile(
     r"\bnone\s+of\s+the\s+(?:above|(?:given\s+|provided\s+|listed\s+|available\s+)?"
@@ -197,7 +198,10 @@ _OPERATOR_AFTER = re.compile(r"\s*(?:[+*/×÷^]|-\s*\d)")
 _MATH = re.compile(r"[∠△⊙√]|\b[A-Z]{1,4}\s*=\s*[\w(]")
 # A last line holding only a letter: "... The length of BE is 3.\n\nD".
 _FINAL_LINE = re.compile(r"\n\s*[\(\[]?([A-Za-z])[\)\].:]?\s*$")
-_LABEL = re.compile(r"^\s*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])\s*[.:)\-]|([A-Z])(?=\s))")
+# An option label opening a line: "(B)", "[B]", "B.", "b)", "c:", "B -", or "B " + text.
+_LABEL = re.compile(
+    r"^\s*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Za-z])(?:\s*[.:)]|\s+-)(?!\S)|([A-Z])(?=\s))"
+)
 
 NUMBER_WORDS = {
     w: i for i, w in enumerate((
@@ -407,6 +411,8 @@ def _declared(body: str, options: _Options) -> list[tuple[int, str | None, str]]
     for trail in _DECLARE_TRAIL.finditer(body):
         head = body[max(0, trail.start() - 80): trail.start()]
         subject = _TRAIL_SUBJECT.search(head)
+        if subject and subject.group(4) and trail.start() > 80:
+            subject = None  # a lower-case letter counts only as the answer's first word
         letter = options.valid(_first(subject)) if subject else None
         if letter is None:
             texts = options.spans(head)

@@ -181,6 +181,10 @@ ACT = ("riding a horse", "wielding a spear", "drawing sword from sheath", "shoot
         # Lower-case letters only count right after a declaration.
         ("The answer is b because the image shows a dog.", "ABCD", (), "B", "declaration"),
         ("I'll go with plan b", "ABCD", (), None, "none"),
+        ("c) the red ball on the left", "ABCD", (), "C", "leading_label"),
+        ("d is correct", "ABCD", (), "D", "declaration"),
+        ("<answer>c</answer>", "ABCD", (), "C", "declaration"),
+        ("e.g. the ball on the left", "ABCDE", (), None, "none"),
         ("The DNA helix unwinds during replication.", "ABCD", (), None, "none"),
     ],
 )
