@@ -5,7 +5,8 @@ table `task` is the mixture's name and the cell trains on and evaluates every ta
 
 The hash covers exactly what can change the result: backbone, task lists, the method's fields
 (not its name or label), limits, seed, the content digest of every built split the cell reads,
-and the executor with its fingerprint. It leaves out the table name, so one configuration has one
+the executor with its fingerprint, and an untrained cell's zero-shot protocol where it differs
+from the defaults (`harness.protocol`). It leaves out the table name, so one configuration has one
 hash wherever it appears (Table 4's "(4,6)" and "K=16" rows are the `livr` cell).
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.methods import MethodSpec
+from harness.protocol import ZeroShotProtocol
 
 TRAIN_SEED = 42  # paper: seed 42 for every run
 HASH_CHARS = 16  # 64 bits: collisions are not a concern for a few thousand cells
@@ -35,6 +37,8 @@ class CellConfig:
     seed: int = TRAIN_SEED
     data: dict[str, str] = field(default_factory=dict)  # "<task>/<split>" -> content digest
     executor: dict[str, Any] = field(default_factory=dict)  # {"name": ..., **fingerprint}
+    # How an untrained method is asked (harness.protocol); trained cells keep the default.
+    protocol: ZeroShotProtocol = field(default_factory=ZeroShotProtocol)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -59,6 +63,9 @@ class CellConfig:
             "seed": self.seed,
             "data": dict(sorted(self.data.items())),
             "executor": self.executor,
+            # Only a protocol changed from the defaults enters the hash: cells planned before
+            # the protocol existed keep theirs.
+            **({"zero_shot": self.protocol.identity()} if self.protocol.identity() else {}),
         }
 
     @property
@@ -74,4 +81,5 @@ class CellConfig:
             "method_name": self.method.name,
             "method_label": self.method.label,
             **self.identity(),
+            "zero_shot": self.protocol.to_json(),  # recorded in full, defaults included
         }

@@ -1,5 +1,6 @@
-"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `demo` and
-`mechanism` (their own options are parsed by `harness.demo.main` / `harness.mechanism.main`).
+"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `rescore`,
+`export-predictions`, `demo` and `mechanism` (their own options are parsed by
+`harness.demo.main` / `harness.mechanism.main`).
 
 Owns argument parsing and `main(argv)` only; the work is in `harness.config` (tables),
 `harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store`,
@@ -13,6 +14,8 @@ success, 1 some cells failed, 2 bad input (nothing was run).
     harness train --backbone qwen3-vl-4b --task localization --method livr --out runs/loc-livr
     harness eval runs/loc-livr --split val
     harness diagnose runs/table3/qwen3-vl-4b/localization/livr
+    harness rescore 1                   # re-parse table 1's saved outputs, rewrite its report
+    harness export-predictions runs/table1/qwen3-vl-4b/jigsaw/zero_shot
 """
 
 from __future__ import annotations
@@ -77,12 +80,68 @@ def _parser() -> argparse.ArgumentParser:
     _table_args(report)
     sub.add_parser("methods", help="print every method with its settings")
     _single_run_parsers(sub)
+    _rescore_parser(sub)
+    _export_predictions_parser(sub)
     # listed in --help; main() hands its arguments to harness.demo before parsing
     sub.add_parser("demo", help="the whole toolkit end to end on miniature data with a tiny model "
                    "(see harness demo --help)")
     sub.add_parser("mechanism", help="train LIVR and latents-only on a synthetic task and check "
                    "that only LIVR answers through its latents (see harness mechanism --help)")
     return parser
+
+
+# --- rescore ------------------------------------------------------------------------------------
+
+
+def _rescore_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rescore", help="re-parse saved raw outputs with the current parser and "
+                       "rewrite metrics (and a table's report); runs no model")
+    p.add_argument("target", help="a run or cell folder (its eval/ results included), a run "
+                   "store folder, or a table (1-4, a name or a .toml path) in --runs")
+    p.add_argument("--runs", type=Path, default=Path("runs"),
+                   help="run store of a table (default: runs/)")
+    p.add_argument("--judge", metavar="MODULE:FUNCTION",
+                   help="fallback for MCQ outputs the rules cannot read: a function (text, "
+                        "letters, choices) -> letter or None; recorded in the metrics")
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    from harness.rescore import load_judge, rescore_tree
+
+    judge = load_judge(args.judge) if args.judge else None
+    target = Path(args.target)
+    table = None if target.is_dir() else load_table(args.target)
+    roots = [target] if table is None else [args.runs / table.name]
+    if table is not None and not roots[0].is_dir():
+        raise ConfigError(f"no results of {table.name} in {args.runs} ({roots[0]} is missing)")
+    summary = rescore_tree(roots, judge, args.judge)
+    if table is not None:
+        _write_report(table, args.runs)
+    print(summary.describe())
+    return 1 if summary.skipped else 0
+
+
+# --- export-predictions -------------------------------------------------------------------------
+
+
+def _export_predictions_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export-predictions", help="write a run's generations as lmms-eval "
+                       "samples JSONL and VLMEvalKit xlsx/TSV prediction files")
+    p.add_argument("run_dir", type=Path, help="a scored run or cell folder (or its eval/<split>)")
+    p.add_argument("--out", type=Path, help="default: <run_dir>/export")
+    p.add_argument("--format", nargs="+", default=None, choices=("lmms-eval", "vlmevalkit"),
+                   help="default: both")
+    p.add_argument("--built", type=Path,
+                   help="built splits for questions and prompts (default: the run's own)")
+
+
+def _export_predictions(args: argparse.Namespace) -> int:
+    from harness.export_predictions import FORMATS, export_predictions
+
+    out = args.out or args.run_dir / "export"
+    paths = export_predictions(args.run_dir, out, args.format or FORMATS, args.built)
+    print("written: " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def _executor_opt(p: argparse.ArgumentParser) -> None:
@@ -374,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
                     "export": _export, "export-lmms-eval": _export_pack,
-                    "export-vlmevalkit": _export_pack}
+                    "export-vlmevalkit": _export_pack, "rescore": _rescore,
+                    "export-predictions": _export_predictions}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

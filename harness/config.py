@@ -24,12 +24,13 @@ from typing import Any, Literal
 from builders.registry import RegistryError, load_registry
 from harness.methods import METHODS, MethodError, MethodSpec, get_method, scale_epochs
 from harness.names import BACKBONES
+from harness.protocol import ProtocolError, ZeroShotProtocol
 
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 TOP_KEYS = (
     "title", "training", "mixture", "checkpoint", "train_per_task", "backbones", "tasks",
     "methods", "sections", "delta", "paper", "method_overrides", "train_set", "train_set_source",
-    "reported",
+    "reported", "zero_shot",
 )
 SECTION_KEYS = ("title", "rows")
 DELTA_KEYS = ("method", "base", "label")
@@ -107,6 +108,7 @@ class TableConfig:
     train_set: str | None = None  # transfer: the task whose train / val splits every cell trains on
     train_set_source: str = ""  # transfer: where that training data comes from, in words
     reported: dict[str, str] = field(default_factory=dict)  # row name -> source of its numbers
+    zero_shot: ZeroShotProtocol = field(default_factory=ZeroShotProtocol)  # untrained methods
 
     def cell_task(self, task: str) -> str:
         """The cell that holds `task`'s results: the task's own, the mixture's or the train set's."""
@@ -342,6 +344,10 @@ def load_table(
         n: _resolve_method(n, doc, checkpoint, overrides, where) for n in names
     }
     delta = _delta(doc, where)
+    try:
+        zero_shot = ZeroShotProtocol.from_mapping(doc.get("zero_shot", {}), f"{where} [zero_shot]")
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
     if delta is not None and not {delta.method, delta.base} <= set(methods):
         delta = None  # a filtered table may lack one of the two rows
     return TableConfig(
@@ -362,4 +368,5 @@ def load_table(
         train_set_source=train_set_source,
         reported={k: v for k, v in reported.items()
                   if any(r.method == k for sec in sections for r in sec.rows)},
+        zero_shot=zero_shot,
     )

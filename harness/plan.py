@@ -129,6 +129,7 @@ def plan_cells(
                     eval_tasks=table.eval_tasks(task),
                     limit=table.limit, train_per_task=table.train_per_task,
                     executor=dict(executor or {}),
+                    **({} if method.trained else {"protocol": table.zero_shot}),
                 )
                 needed = _needed_splits(config)
                 for key in needed:

@@ -75,6 +75,7 @@ class TableReport:
     blocks: tuple[Block, ...]
     n: dict[str, str]  # task -> evaluated N ("528", or "50/528" when cells differ)
     notes: tuple[str, ...] = ()  # lines under the table: training set, sources of reported rows
+    parsers: str = ""  # which harness.parsing version(s) read the answers (harness rescore)
 
     def column_label(self, column: str) -> str:
         return "Mean" if column == MEAN else task_label(column)
@@ -213,7 +214,18 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
     if metric == "accuracy":
         blocks.insert(0, _baselines(table, all_rows))
     return TableReport(table.name, table.title, metric, columns, tuple(blocks),
-                       _evaluated_n(table, all_rows), _notes(table))
+                       _evaluated_n(table, all_rows), _notes(table), _parsers(all_rows))
+
+
+def _parsers(rows: Sequence[ReportRow]) -> str:
+    """The parser version(s) (and judge) that scored the shown cells, for the footer."""
+    found = {(d.get("parser_version"), d.get("judge")) for r in rows for d in r.details.values()}
+    if not found:
+        return ""
+    names = sorted(f"{v if v is not None else 'unrecorded (before 2)'}"
+                   + (f" with judge {j}" if j else "") for v, j in found)
+    mixed = " (mixed: `harness rescore` re-reads them all)" if len(names) > 1 else ""
+    return f"Answers parsed by harness.parsing version {', '.join(names)}{mixed}."
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -289,7 +301,8 @@ def _footer(report: TableReport) -> str:
     n = ", ".join(f"{task_label(t)} {v}" for t, v in report.n.items())
     what = "accuracy (%)" if report.metric == "accuracy" else f"{report.metric} (%)"
     paper = "; in parentheses: the paper's number" if report.metric == "accuracy" else ""
-    return "\n".join([f"Values: {what}{paper}. Evaluated N: {n}.", *report.notes])
+    parsers = f" {report.parsers}" if report.parsers else ""
+    return "\n".join([f"Values: {what}{paper}. Evaluated N: {n}.{parsers}", *report.notes])
 
 
 def render_markdown(report: TableReport, extra: Sequence[TableReport] = ()) -> str:

@@ -27,8 +27,13 @@ from harness.executor import CellData, CellResult
 from harness.methods import MethodError, get_method
 from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
 from harness.plan import Cell, plan_cells
+from harness.protocol import (
+    ProtocolError,
+    ZeroShotProtocol,
+    generation_options,
+    generation_samples,
+)
 from harness.runner import score_cell
-from harness.samples import to_samples
 from harness.store import CHECKPOINTS, CONFIG, METRICS, Key, RunStore
 
 SINGLE_TABLE = "train"  # the table name recorded in a `harness train` run's config
@@ -69,6 +74,13 @@ def single_cell(
     return plan_cells(table, built, executor)[0]
 
 
+def _protocol(stored: dict[str, Any], path: Path) -> ZeroShotProtocol:
+    try:
+        return ZeroShotProtocol.from_mapping(stored.get("zero_shot") or {}, f"{path} zero_shot")
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def read_cell(run_dir: Path) -> CellConfig:
     """The cell config stored in `run_dir`/config.json, rebuilt exactly (hash checked)."""
     path = Path(run_dir) / CONFIG
@@ -89,6 +101,7 @@ def read_cell(run_dir: Path) -> CellConfig:
         train_tasks=tuple(stored["train_tasks"]), eval_tasks=tuple(stored["eval_tasks"]),
         limit=stored["limit"], train_per_task=stored["train_per_task"], seed=stored["seed"],
         data=stored["data"], executor=stored["executor"],
+        protocol=_protocol(stored, path),
     )
     if cell.hash != stored["hash"]:
         raise ConfigError(f"{path} does not rebuild to its own hash {stored['hash']}: it was "
@@ -169,8 +182,9 @@ def evaluate_run(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """predictions.jsonl rows and metrics of the run's greedy answers on `data`, scored as
     `harness run` scores a cell."""
-    samples = to_samples(data.test(), loaded.cell.method.image_twice, with_answer=False)
-    texts = generate_texts(loaded.prepared, samples, loaded.options)
+    samples = generation_samples(data.cell, data)  # a zero-shot run: asked as its protocol says
+    options = generation_options(data.cell, loaded.options)
+    texts = generate_texts(loaded.prepared, samples, options)
     predictions, metrics = score_cell(data.cell, data, CellResult(texts))
     metrics["split"] = data.split
     return predictions, metrics

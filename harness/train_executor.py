@@ -151,7 +151,7 @@ class LivrExecutor:
 
     def _run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
         from harness.modeling import generate_texts, prepare
-        from harness.samples import to_samples
+        from harness.protocol import generation_options, generation_samples
 
         start = time.perf_counter()
         options = answer_budget(self.options, (*cell.train_tasks, *cell.eval_tasks))
@@ -164,8 +164,8 @@ class LivrExecutor:
         if cell.method.trained:
             info.update(self._train(cell, data, folder, prepared, options))
         tested = time.perf_counter()
-        samples = to_samples(data.test(), cell.method.image_twice, with_answer=False)
-        texts = generate_texts(prepared, samples, options)
+        samples = generation_samples(cell, data)  # a zero-shot cell: asked as its protocol says
+        texts = generate_texts(prepared, samples, generation_options(cell, options))
         info["test_seconds"] = round(time.perf_counter() - tested, 3)
         info["total_seconds"] = round(time.perf_counter() - start, 3)
         return CellResult(texts, info)

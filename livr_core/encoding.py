@@ -5,11 +5,13 @@ Owns `Sample`, `Encoded`, `Batch` and `Encoder` (`EncodingConfig` is in `livr_co
 A sample becomes one user turn holding its images first, in order, then the prompt text (as
 BLINK does), with the K latent tokens at the end of the user turn, right after the prompt (or,
 as an ablation, right before it); then the assistant turn holding the answer and the end-of-turn
-token. A prompt holding one `<image>` placeholder per image (Mirage's data does) gets each image
-at its placeholder instead of first. Mirage's layout (`latent_position="answer_start"`) opens
-the assistant turn with the latents between their markers, `<|latent_start|>` K latents
-`<|latent_end|>`, before the answer; they belong to the prompt (inference forces them), and in
-training the two markers are supervised like the answer (Mirage's labels cover them). The backbone's own processor renders the chat template and expands each image
+token (a system turn comes first when `Sample.system` is set). A prompt holding one `<image>`
+placeholder per image (Mirage's data does) gets each image at its placeholder instead of
+first. Mirage's layout (`latent_position="answer_start"`) opens the assistant turn with the
+latents between their markers, `<|latent_start|>` K latents `<|latent_end|>`, before the
+answer; they belong to the prompt (inference forces them), and in training the two markers
+are supervised like the answer (Mirage's labels cover them). The backbone's own processor
+renders the chat template and expands each image
 placeholder into the image's tokens (Qwen: one per 2x2 patch merge of the resized image; LLaVA:
 one per patch); images over the processor's pixel budget are resized by its rules.
 
@@ -60,6 +62,9 @@ class Sample:
     prompt: str
     answer: str | None = None
     id: str = ""
+    # A system turn before the user turn; None leaves the chat template's own default (Qwen2.5
+    # inserts "You are a helpful assistant."), "" gives an empty system turn.
+    system: str | None = None
 
 
 @dataclass
@@ -153,17 +158,19 @@ class Encoder:
         """The user turn: images in order, then the prompt with the latents placed as configured
         (or each image at its `<image>` placeholder, when the prompt has one per image)."""
         text = self._user_text(sample)
-        if not self._inline(sample):
-            return [{"role": "user", "content": [{"type": "image"} for _ in sample.images]
-                     + [{"type": "text", "text": text}]}]
         content: list[dict[str, Any]] = []
-        pieces = text.split(IMAGE_PLACEHOLDER)
-        for piece in pieces[:-1]:
-            content += [{"type": "text", "text": piece}] if piece else []
-            content.append({"type": "image"})
-        content += [{"type": "text", "text": pieces[-1]}] if pieces[-1] else []
-        return [{"role": "user", "content": content}]
-        return [{"role": "user", "content": content}]
+        if not self._inline(sample):
+            content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
+        else:
+            pieces = text.split(IMAGE_PLACEHOLDER)
+            for piece in pieces[:-1]:
+                content += [{"type": "text", "text": piece}] if piece else []
+                content.append({"type": "image"})
+            content += [{"type": "text", "text": pieces[-1]}] if pieces[-1] else []
+        system = [] if sample.system is None else [
+            {"role": "system", "content": [{"type": "text", "text": sample.system}]}
+        ]
+        return [*system, {"role": "user", "content": content}]
 
     def _prompt_span(self, sample: Sample, rendered: str, prompt_ids: torch.Tensor) -> slice:
         """Positions (in `prompt_ids`, the processor's ids) of the tokens of `sample.prompt`.
