@@ -9,6 +9,7 @@ line per task.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +19,20 @@ matplotlib.use("Agg")  # before pyplot: headless machines and tests have no disp
 
 import matplotlib.pyplot as plt
 
+from builders.atomic import atomic_write_bytes
 from harness.names import backbone_label
 from harness.report import TableReport
 
 if TYPE_CHECKING:
     from harness.mechanism import MechanismResult
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    """Write `fig` as a PNG atomically (a killed run never leaves half a chart) and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_report(report: TableReport, path: Path) -> Path:
@@ -61,9 +71,7 @@ def plot_report(report: TableReport, path: Path) -> Path:
                  fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_mechanism(result: MechanismResult, path: Path) -> Path:
@@ -97,6 +105,4 @@ def plot_mechanism(result: MechanismResult, path: Path) -> Path:
                  f"{verdict}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
