@@ -271,7 +271,8 @@ def _watched(base: type[http.client.HTTPConnection], dog: _Watchdog) -> Callable
 
     class Watched(base):  # type: ignore[valid-type, misc]
         def connect(self) -> None:
-            self.timeout = max(0.01, min(self.timeout or dog.remaining(), dog.remaining()))
+            given = self.timeout if isinstance(self.timeout, (int, float)) else dog.remaining()
+            self.timeout = max(0.01, min(given, dog.remaining()))
             self._create_connection = dog.create_connection
             super().connect()
 
