@@ -240,7 +240,7 @@ class RunStore:
 
     def lock(self, key: Key) -> FileLock:
         """The exclusive lock a process holds while it runs the cell (not yet acquired)."""
-        folder = self.cell_dir(key)
+        folder = Path(os.path.abspath(self.cell_dir(key)))  # `--out .` has a name too
         return FileLock(folder.with_name(f".{folder.name}.lock"),
                         f"harness run of cell {'/'.join(key)}")
 
