@@ -41,6 +41,7 @@ class Defaults:
     image_format: str = "jpeg"
     jpeg_quality: int = 95
     shard_rows: int = 500
+    max_image_pixels: int = 89_478_485  # tasks.toml [defaults] gives the reason
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from builders.drawing import draw_boxes, draw_points
-from builders.imaging import encode_image
+from builders.imaging import decode_bytes, encode_image
 from builders.io import read_split, split_dir
 from builders.registry import load_registry
 from dedup.analyse import analyse
@@ -50,7 +49,7 @@ def _resize(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 def _jpeg(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     data = encode_image(img, "jpeg", int(rng.integers(40, 80)))
-    return Image.open(io.BytesIO(data)).convert("RGB")
+    return decode_bytes(data)
 
 
 def _crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -159,7 +158,7 @@ def scored_pairs(args: argparse.Namespace, cfg: DedupConfig, cache_root: Path):
     names = list(TRANSFORMS)
     pos_items, pos_src, pos_kind = [], [], []
     for i, it in enumerate(refs):
-        img = Image.open(io.BytesIO(it.load())).convert("RGB")
+        img = decode_bytes(it.load(), f"{it.ref.idx} image {it.ref.slot}")  # the pixel cap holds
         for k in range(per):
             kind = names[k % len(names)]
             data = encode_image(TRANSFORMS[kind](img, rng), "jpeg", 90)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from builders.imaging import decode_bytes
+from builders.imaging import UnreadableImage, decode_bytes
 from builders.io import write_json
 from dedup.apply import SplitOutcome
 from dedup.decide import BORDERLINE, DISTINCT, DUPLICATE
@@ -122,7 +122,7 @@ def flagged_sources(results: list[TaskResult], outcomes: dict[str, dict[str, Spl
 def _thumb(data: bytes, px: int) -> str:
     try:
         img = decode_bytes(data)
-    except (OSError, ValueError, SyntaxError):
+    except UnreadableImage:  # every decode failure, the pixel cap included
         return ""
     img.thumbnail((px, px))
     buf = io.BytesIO()

@@ -284,7 +284,7 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_cells(cells, store, executor, args.built)
     _write_report(table, args.runs)
     print(summary.describe())
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.damaged else 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -301,7 +301,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"moved aside: {moved}")
     summary = run_cells([cell], store, executor, args.built)
     print(summary.describe())
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.damaged else 0
 
 
 def _built_for(args: argparse.Namespace) -> Path:
@@ -311,20 +311,20 @@ def _built_for(args: argparse.Namespace) -> Path:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
-
     from harness.modeling import ModelOptions
-    from harness.run_folder import evaluate_run, evaluation_data, load_run, read_cell
+    from harness.run_folder import (
+        evaluate_run,
+        evaluation_data,
+        load_run,
+        read_cell,
+        write_evaluation,
+    )
 
     options = ModelOptions.parse(_executor_options(args))
     data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
     loaded = load_run(args.run_dir, options)
     predictions, metrics = evaluate_run(loaded, data)
-    out = args.run_dir / "eval" / args.split
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (out / "predictions.jsonl").write_text(
-        "".join(json.dumps(p, sort_keys=True) + "\n" for p in predictions))
+    out = write_evaluation(args.run_dir / "eval" / args.split, predictions, metrics)
     for task, m in metrics["tasks"].items():
         print(f"{task}: accuracy {m['accuracy']:.2f}% ({m['correct']}/{m['n']}), "
               f"parse failures {m['parse_failure_rate']:.2f}%")

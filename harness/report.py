@@ -17,6 +17,10 @@ Reported rows (a table's `[reported]`: methods the toolkit does not run) show th
 after the word "reported" ("reported (62.90)"), take no style and no Mean; their sources, and a
 transfer table's training set, are listed under the table as notes. The random-choice baseline of
 a task whose questions carry their own options is the cells' per-question chance.
+
+A cell whose files cannot be read shows "damaged" and its file and fault are listed under the
+table (`problems`); the other cells are reported as usual. Every report file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from builders.atomic import atomic_write_text
 from builders.registry import load_registry
 from harness.config import TableConfig
 from harness.metrics import macro_mean, random_baseline, sorted_hist
 from harness.names import backbone_label, task_label
 from harness.paper import paper_scores
-from harness.store import DONE, NEW, RunStore
+from harness.store import DAMAGED, DAMAGED_FIX, DONE, NEW, RunStore
 
 MEAN = "mean"
 Style = Literal["", "best", "second"]
@@ -76,6 +81,7 @@ class TableReport:
     n: dict[str, str]  # task -> evaluated N ("528", or "50/528" when cells differ)
     notes: tuple[str, ...] = ()  # lines under the table: training set, sources of reported rows
     parsers: str = ""  # which harness.parsing version(s) read the answers (harness rescore)
+    problems: tuple[str, ...] = ()  # damaged cell files, each named with its fault
 
     def column_label(self, column: str) -> str:
         return "Mean" if column == MEAN else task_label(column)
@@ -85,16 +91,20 @@ class TableReport:
 
 
 def _method_row(
-    table: TableConfig, store: RunStore, backbone: str, method: str, label: str, metric: str
+    table: TableConfig, store: RunStore, backbone: str, method: str, label: str, metric: str,
+    problems: dict[str, None],
 ) -> ReportRow:
+    """One method's row; the files of damaged cells are added to `problems` (ordered set)."""
     paper = paper_scores(table.paper, backbone, method) if metric == "accuracy" else None
     paper = paper or {}
     values: dict[str, Value] = {}
     details: dict[str, dict[str, Any]] = {}
     for task in table.tasks:
         key = (table.name, backbone, table.cell_task(task), method)
-        metrics = store.load_metrics(key)
         state = store.state(key)
+        metrics = store.load_metrics(key)
+        if state is not None and state.status == DAMAGED:
+            problems[state.problem] = None
         task_metrics = (metrics or {}).get("tasks", {}).get(task)
         if task_metrics is not None:
             details[task] = task_metrics
@@ -191,6 +201,7 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
     columns = (*table.tasks, MEAN)
     blocks: list[Block] = []
     all_rows: list[ReportRow] = []
+    problems: dict[str, None] = {}
     for backbone in table.backbones:
         for section in table.sections:
             rows: list[ReportRow] = []
@@ -198,7 +209,7 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
                 if r.method in table.reported:
                     rows.append(_reported_row(table, backbone, r.method, r.label))
                     continue
-                row = _method_row(table, store, backbone, r.method, r.label, metric)
+                row = _method_row(table, store, backbone, r.method, r.label, metric, problems)
                 rows.append(row)
                 all_rows.append(row)
                 delta = table.delta if metric == "accuracy" else None
@@ -206,7 +217,7 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
                     base = next((x for x in section.rows if x.method == delta.base), None)
                     if base is not None:
                         base_row = _method_row(table, store, backbone, base.method, base.label,
-                                               metric)
+                                               metric, problems)
                         rows.append(_delta_row(row, base_row, delta.label))
             # Higher is better only for accuracy; rates such as parse failures are not ranked.
             styled = _styled(rows, columns) if metric == "accuracy" else rows
@@ -214,7 +225,8 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
     if metric == "accuracy":
         blocks.insert(0, _baselines(table, all_rows))
     return TableReport(table.name, table.title, metric, columns, tuple(blocks),
-                       _evaluated_n(table, all_rows), _notes(table), _parsers(all_rows))
+                       _evaluated_n(table, all_rows), _notes(table), _parsers(all_rows),
+                       tuple(problems))
 
 
 def _parsers(rows: Sequence[ReportRow]) -> str:
@@ -293,8 +305,15 @@ def render_text(report: TableReport, color: bool = False) -> str:
             s + " " * (w - len(p)) if i < 2 else " " * (w - len(p)) + s
             for i, (p, s, w) in enumerate(zip(cells, styled, widths))
         ).rstrip())
-    lines += [rule, _footer(report)]
+    lines += [rule, _footer(report), *_problem_lines(report)]
     return "\n".join(lines) + "\n"
+
+
+def _problem_lines(report: TableReport) -> list[str]:
+    if not report.problems:
+        return []
+    head = f'Damaged cells, shown as "damaged" ({DAMAGED_FIX}):'
+    return [head, *(f"- {p}" for p in report.problems)]
 
 
 def _footer(report: TableReport) -> str:
@@ -316,7 +335,8 @@ def render_markdown(report: TableReport, extra: Sequence[TableReport] = ()) -> s
         out = [heading, "", "| " + " | ".join(grid[0]) + " |",
                "|" + "|".join(["---", "---"] + ["---:"] * len(rep.columns)) + "|"]
         out += ["| " + " | ".join(r) + " |" for r in grid[1:]]
-        return out + ["", _footer(rep), ""]
+        problems = _problem_lines(rep)
+        return out + ["", _footer(rep), *([""] + problems if problems else []), ""]
 
     lines = table_md(report, f"## {report.title}")
     for rep in extra:
@@ -421,12 +441,6 @@ def write_reports(
         "report.tex": render_latex(report),
         "report.json": render_json(report),
     }
-    paths = []
-    for name, text in outputs.items():
-        path = folder / name
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        paths.append(path)
+    paths = [atomic_write_text(folder / name, text) for name, text in outputs.items()]
     paths.append(plot_report(report, folder / "chart.png"))
     return paths

@@ -176,7 +176,6 @@ class LivrExecutor:
     ) -> dict[str, Any]:
         from harness.modeling import generate_texts
         from harness.samples import to_samples
-        from livr_core.checkpoint import latest_checkpoint
         from livr_core.distributed import Runtime
         from livr_core.trainer import Trainer
 
@@ -189,7 +188,6 @@ class LivrExecutor:
                 trained = replace(prepared, model=model)
                 return data.val_accuracy(generate_texts(trained, val, options))
 
-        resumed_from = latest_checkpoint(folder.checkpoints) if folder.resumed else None
         trainer = Trainer(
             prepared.model, prepared.adapter, prepared.encoder,
             to_samples(data.train(), twice), folder.checkpoints,
@@ -203,7 +201,8 @@ class LivrExecutor:
         prepared.model = result.model
         return {
             "train_examples": len(trainer.samples),
-            "resumed_from": resumed_from.name if resumed_from else None,
+            # the checkpoint actually used: a damaged newest one is passed over
+            "resumed_from": result.resumed_from.name if result.resumed_from else None,
             "selected": result.selected.name,
             "val_accuracy": result.metric,
             "global_step": result.global_step,

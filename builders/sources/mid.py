@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 import OpenEXR
 
-from builders.imaging import UnreadableImage
+from builders.imaging import UnreadableImage, check_header, check_pixels
 from builders.sources import SourceLayoutError
 
 NAME = "mid"
@@ -125,8 +125,10 @@ def read_albedo(path: Path, png_is_srgb: bool) -> np.ndarray:
 
 def _read_exr(path: Path) -> np.ndarray:
     try:
+        (x0, y0), (x1, y1) = OpenEXR.File(str(path), header_only=True).header()["dataWindow"]
+        check_pixels(path, int(x1) - int(x0) + 1, int(y1) - int(y0) + 1)  # before decoding
         channels = OpenEXR.File(str(path)).channels()
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, KeyError, TypeError, ValueError) as exc:
         raise UnreadableImage(path, "unreadable_albedo", str(exc)) from exc
     # OpenEXR groups R, G, B (and A) into one "RGB"/"RGBA" entry; a grey albedo has only "Y".
     if "RGB" in channels:
@@ -143,6 +145,7 @@ def _read_exr(path: Path) -> np.ndarray:
 
 
 def _read_png(path: Path, is_srgb: bool) -> np.ndarray:
+    check_header(path)  # the pixel cap, before OpenCV decodes
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     channels = None if raw is None else 1 if raw.ndim == 2 else raw.shape[2]
     to_rgb = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}.get(channels)
