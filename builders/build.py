@@ -1,15 +1,20 @@
 """The build driver: runs one task builder for one split and writes the split atomically.
 
 A task builder (`builders/tasks/<task>.py`) is a generator `build(ctx) -> Iterator[Example]` that
-yields examples (or finished `Record`s, for pass-through splits such as BLINK's) in a seeded random order and calls `ctx.reject(reason)` for every candidate a filter
-drops. The driver keeps the first `n`, renders and encodes them, shows a progress bar, and writes
-shards + manifest. If the builder runs dry first it stops with the per-filter rejection counts and
-writes nothing.
+yields examples (or finished `Record`s, for pass-through splits such as BLINK's) in a seeded
+random order and calls `ctx.reject(reason)` for every candidate a filter drops (and
+`ctx.skip_image(exc)` for an image it cannot decode: counted, and named in the log). The driver
+keeps the first `n`, renders and encodes them, shows a progress bar, and writes shards + manifest
+through `builders.io.SplitWriter` (one writer per split; the split's lock is taken before the
+builder reads anything), then regenerates the dataset cards (`builders.card`). If the builder runs
+dry first it stops with the per-filter rejection counts and writes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,14 +25,17 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from builders.card import write_cards
 from builders.imaging import UnreadableImage, load_image
 from builders.io import SplitWriter, split_dir
-from builders.manifest import SourceFingerprint, build_manifest, record_entry
+from builders.manifest import SourceFingerprint, build_manifest
 from builders.record import Example, Record, to_record
 from builders.registry import SPLITS, Registry, TaskSpec, load_registry
 from builders.splitting import assign_split, stable_int
 
 EXCLUDED = "excluded_source_image"
+
+log = logging.getLogger(__name__)
 
 
 class InsufficientCandidates(RuntimeError):
@@ -100,12 +108,17 @@ class BuildContext:
     def note_source(self, path: Path, hash_content: bool = True) -> None:
         self.fingerprint.add(path, hash_content)
 
+    def skip_image(self, exc: UnreadableImage) -> None:
+        """Count an image that cannot be used under its reason and name it in the log."""
+        self.reject(exc.reason)
+        log.warning("%s/%s: skipped image %s (%s)", self.spec.name, self.split, exc.path, exc)
+
     def load_image(self, path: Path) -> Image.Image | None:
-        """Decode an image, or count it under its reason and return None."""
+        """Decode an image, or count it under its reason (named in the log) and return None."""
         try:
             img = load_image(path)
         except UnreadableImage as exc:
-            self.reject(exc.reason)
+            self.skip_image(exc)
             return None
         self.note_source(path, hash_content=False)
         return img
@@ -155,7 +168,6 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
     ctx = BuildContext(spec, req.split, req.source_root, seed)
     gen = builder(ctx)  # a generator: nothing is read before the first next()
     writer = SplitWriter(target, d.shard_rows, req.overwrite)
-    entries = []
     try:
         bar = tqdm(total=n, desc=f"{spec.name}/{req.split}", unit="ex", disable=not req.progress)
         with bar:
@@ -166,29 +178,40 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
                 if excluded:
                     ctx.reject(EXCLUDED)
                     continue
+                built = len(writer.entries)
                 record = example if isinstance(example, Record) else to_record(
-                    example, spec, req.split, len(entries) + 1, d.image_format, d.jpeg_quality
+                    example, spec, req.split, built + 1, d.image_format, d.jpeg_quality
                 )
                 writer.add(record)
-                entries.append(record_entry(record))
                 bar.update(1)
                 if ctx.rejections:
                     bar.set_postfix(rejected=sum(ctx.rejections.values()), refresh=False)
-                if len(entries) == n:
+                if built + 1 == n:
                     break
         gen.close()
+        entries = writer.entries
         if len(entries) < n:
             detail = ", ".join(f"{k}: {v}" for k, v in sorted(ctx.rejections.items())) or "none"
+            hint = (f"Use --n {len(entries)} or add source data." if entries else
+                    "Nothing could be built: check --source-root and the rejection counts.")
             raise InsufficientCandidates(
                 f"{spec.name}/{req.split}: only {len(entries)} of {n} requested examples could be "
-                f"built from {req.source_root}. Candidates rejected by filter: {detail}. "
-                f"Use --n {len(entries)} or add source data."
+                f"built from {req.source_root}. Candidates rejected by filter: {detail}. {hint}"
             )
+        extra = {"exclude": exclusion_digest(req.exclude)} if req.exclude else None
         manifest = build_manifest(
             spec, registry, req.split, seed, entries, ctx.rejections, ctx.fingerprint.digest(),
-            d.image_format, ctx.warnings,
+            d.image_format, ctx.warnings, extra,
         )
-        return writer.commit(manifest)
     except BaseException:
         writer.abort()
         raise
+    path = writer.commit(manifest)
+    write_cards(req.out)
+    return path
+
+
+def exclusion_digest(exclude: frozenset[str]) -> dict[str, Any]:
+    """What a manifest records of an exclusion list: its size and a hash of its sorted paths."""
+    h = hashlib.sha256("\n".join(sorted(exclude)).encode())
+    return {"source_images": len(exclude), "sha256": h.hexdigest()}

@@ -56,7 +56,7 @@ def test_table_1_is_printed_and_written(ran):
 
 def test_splits_dedup_and_diagnostics_are_written(ran):
     out = ran["out"]
-    assert len(list((out / "built").glob("*/test/manifest.json"))) == 9
+    assert len(list((out / "built").glob("*/test/.livr/manifest.json"))) == 9
     for against in ("blink", "pixmo"):
         assert (out / "built" / f"dedup-{against}" / "summary.json").is_file()
     diagnostics = json.loads((out / "diagnostics" / "diagnostics.json").read_text())
