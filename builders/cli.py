@@ -71,7 +71,7 @@ def check_exclusion(path: Path, task: str, target: Path) -> None:
     is checked whole first."""
     if not target.exists():
         return
-    manifest = verify_split(target)
+    manifest = verify_split(target, content=True)
     removed_now = {e["idx"] for e in (manifest.get("dedup") or {}).get("removed", [])}
     doc = _exclusion_doc(path)
     entry = doc.get(task) if isinstance(doc, dict) else None
