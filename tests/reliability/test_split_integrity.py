@@ -154,3 +154,56 @@ def test_cell_hash_follows_the_shards_content(built, tmp_path):
     splits.write(twin, TASK, "train", n=10, seed=7, overwrite=True)
     assert plan_cells(_table(), twin, {"name": "oracle"})[0].hash != cell.hash
     assert cell.config.data[f"{TASK}/train"] == split_digest(split_dir(built, TASK, "train"))
+
+
+@pytest.fixture
+def deduplicated(mini_sources, tmp_path):
+    """localization/train built from the miniature COCO, then one row removed as dedup does."""
+    from dedup.apply import apply_split
+    from dedup.pairs import Removal
+
+    out = tmp_path / "built"
+    assert build_task(["localization", "--split", "train", "--source-root",
+                       str(mini_sources["coco"]), "--out", str(out), "--n", "4",
+                       "--no-progress"]) == 0
+    path = split_dir(out, "localization", "train")
+    rows = read_split(path)
+    apply_split(path, rows, [Removal("train", rows[1].idx, "phash_ssim")], "blink", {}, 500)
+    return out, rows[1]
+
+
+def _refill(mini_sources, out, flagged) -> int:
+    return build_task(["localization", "--split", "train", "--source-root",
+                       str(mini_sources["coco"]), "--out", str(out), "--n", "4", "--overwrite",
+                       "--exclude", str(flagged), "--no-progress"])
+
+
+def test_exclude_from_the_splits_own_dedup_refills_it(deduplicated, mini_sources, tmp_path):
+    out, gone = deduplicated
+    images = gone.source_dict["source_images"]
+    flagged = tmp_path / "flagged_sources.json"
+    flagged.write_text(json.dumps({"localization": {
+        "source_images": images, "examples": [], "removed": {"train": [gone.idx], "val": []}}}))
+    assert _refill(mini_sources, out, flagged) == 0
+    rows = read_split(split_dir(out, "localization", "train"))
+    assert len(rows) == 4
+    assert not any(set(images) & set(r.source_dict["source_images"]) for r in rows)
+
+
+@pytest.mark.parametrize("listed", [[], "plain list"])
+def test_exclude_not_from_the_splits_dedup_is_refused(deduplicated, mini_sources, tmp_path,
+                                                       capsys, listed):
+    """A flagged_sources.json older than the split's last dedup (or a bare list that cannot be
+    checked) would bring removed examples back: refused, the split left as it is."""
+    out, gone = deduplicated
+    flagged = tmp_path / "flagged_sources.json"
+    doc = (gone.source_dict["source_images"] if listed == "plain list" else
+           {"localization": {"source_images": [], "examples": [], "removed": {"train": listed}}})
+    flagged.write_text(json.dumps(doc))
+    before = splits.tree(out)
+    assert _refill(mini_sources, out, flagged) == 2
+    err = capsys.readouterr().err
+    assert str(split_dir(out, "localization", "train")) in err and "dedup" in err
+    assert ("was not written by the de-duplication" if listed == [] else
+            "does not list which ids dedup removed") in err
+    assert splits.tree(out) == before
