@@ -178,7 +178,7 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
                 if excluded:
                     ctx.reject(EXCLUDED)
                     continue
-                built = len(writer.entries)
+                built = len(writer)
                 record = example if isinstance(example, Record) else to_record(
                     example, spec, req.split, built + 1, d.image_format, d.jpeg_quality
                 )

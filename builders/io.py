@@ -268,6 +268,10 @@ class SplitWriter:
         self._entries: list[dict[str, Any]] = []
         self._side: dict[str, FileInfo] = {}
 
+    def __len__(self) -> int:
+        """Rows added so far."""
+        return len(self._entries)
+
     @property
     def entries(self) -> list[dict[str, Any]]:
         """The manifest `records` entries (idx, answer, image sha256s) of the rows added so far."""
