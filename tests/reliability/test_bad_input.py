@@ -114,26 +114,21 @@ def _duplicate_rows(path: Path, k: int) -> None:
         csv.writer(f).writerows([*rows, *rows[1:k + 1]])
 
 
-def test_nights_duplicate_rows_are_dropped_and_counted(mini_sources, tmp_path):
-    nights = tmp_path / "nights"
-    shutil.copytree(mini_sources["nights"], nights)
-    _duplicate_rows(nights / "data.csv", 3)
-    assert _build("visual_similarity", "--split", "train", "--source-root", str(nights),
-                  "--out", str(tmp_path / "out"), "--n", "2") == 0
-    path = split_dir(tmp_path / "out", "visual_similarity", "train")
-    assert read_manifest(path)["rejected"]["duplicate_row"] == 3
-    ids = [r.source_dict["triplet_id"] for r in read_split(path)]
-    assert len(ids) == len(set(ids))
-
-
-def test_funkpoint_duplicate_rows_are_dropped_and_counted(mini_sources, tmp_path):
-    fkp = tmp_path / "FunKPoint"
-    shutil.copytree(mini_sources["funkpoint"], fkp)
-    _duplicate_rows(fkp / "labels.csv", 4)
-    assert _build("functional_correspondence", "--split", "train", "--source-root", str(fkp),
-                  "--out", str(tmp_path / "out"), "--n", "2") == 0
-    manifest = read_manifest(split_dir(tmp_path / "out", "functional_correspondence", "train"))
-    assert manifest["rejected"]["label_row_duplicate"] == 4
+@pytest.mark.parametrize("source,csv_name,task,reason", [
+    ("nights", "data.csv", "visual_similarity", "duplicate_row"),
+    ("funkpoint", "labels.csv", "functional_correspondence", "label_row_duplicate"),
+])
+def test_duplicate_csv_rows_are_dropped_and_counted(mini_sources, tmp_path, source, csv_name,
+                                                    task, reason):
+    copy = tmp_path / source
+    shutil.copytree(mini_sources[source], copy)
+    _duplicate_rows(copy / csv_name, 3)
+    assert _build(task, "--split", "train", "--source-root", str(copy), "--out",
+                  str(tmp_path / "out"), "--n", "2") == 0
+    path = split_dir(tmp_path / "out", task, "train")
+    assert read_manifest(path)["rejected"][reason] == 3
+    used = [tuple(r.source_dict["source_images"]) for r in read_split(path)]
+    assert len(used) == len(set(used))
 
 
 # ---- BLINK pass-through -------------------------------------------------------------------------

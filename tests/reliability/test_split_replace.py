@@ -180,3 +180,28 @@ def test_dedup_reports_are_replaced_atomically(tmp_path, monkeypatch):
             json.loads(text)
     assert (out / "flagged_sources.json").read_text() == old["flagged_sources.json"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_embedding_cache_chunks_are_written_atomically(tmp_path, monkeypatch):
+    """A failed flush leaves no chunk (whole or partial) and nothing for the next run to trip
+    on; a good flush names its chunk with host and pid and reads back."""
+    import numpy as np
+
+    from dedup.embed import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path, "tiny--random-seed0")
+    cache.put_many(["a" * 64, "b" * 64], np.eye(2, 4, dtype=np.float32))
+
+    def disk_full(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic.os, "replace", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        cache.flush()
+    assert list((tmp_path / "tiny--random-seed0").iterdir()) == []
+    monkeypatch.undo()
+    assert cache.flush() == 2
+    (chunk,) = (tmp_path / "tiny--random-seed0").iterdir()
+    assert chunk.name == f"emb-00000-{atomic.host()}-{os.getpid()}.npz"
+    again = EmbeddingCache(tmp_path, "tiny--random-seed0")
+    assert len(again) == 2 and np.array_equal(again.get("b" * 64), np.eye(2, 4)[1])
