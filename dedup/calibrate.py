@@ -28,7 +28,7 @@ from PIL import Image, ImageEnhance
 
 from builders.drawing import draw_boxes, draw_points
 from builders.imaging import decode_bytes, encode_image
-from builders.io import read_split, split_dir
+from builders.io import SplitDamagedError, SplitNotFoundError, read_split, split_dir
 from builders.registry import load_registry
 from dedup.analyse import analyse
 from dedup.catalog import REFERENCE_SPLIT, DedupInputError, ImageItem, ImageRef, select_tasks
@@ -131,10 +131,13 @@ def _reference_records(built: Path, specs) -> list[tuple[str, object]]:  # (task
     out = []
     for spec in specs:
         d = split_dir(built, spec.name, REFERENCE_SPLIT)
-        if not (d / "manifest.json").is_file():
+        try:
+            out.extend((spec.name, r) for r in read_split(d))
+        except SplitNotFoundError:
             raise DedupInputError(f"{spec.name}: no built test split at {d} "
-                                  f"(build-task {spec.name} --split test)")
-        out.extend((spec.name, r) for r in read_split(d))
+                                  f"(build-task {spec.name} --split test)") from None
+        except SplitDamagedError as exc:
+            raise DedupInputError(f"{spec.name}: {exc}") from exc
     return out
 
 

@@ -26,6 +26,8 @@ from builders.sources import SourceLayoutError
 from builders.sources.hub import candidates
 
 NAME = "blink"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = "BLINK: Apache-2.0 (dataset card of BLINK-Benchmark/BLINK)"
 CONFIGS = (
     "Art_Style", "Counting", "Forensic_Detection", "Functional_Correspondence", "IQ_Test",
     "Jigsaw", "Multi-view_Reasoning", "Object_Localization", "Relative_Depth",

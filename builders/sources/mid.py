@@ -49,6 +49,9 @@ from builders.imaging import UnreadableImage, check_header, check_pixels
 from builders.sources import SourceLayoutError
 
 NAME = "mid"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("Multi-Illumination Dataset: CC BY 4.0 per the project page (reported by a third "
+           "party); MIDIntrinsics albedo: see compphoto/MIDIntrinsics")
 # Preference order when a folder holds both.
 ALBEDO_NAMES = ("albedo.exr", "albedo.png")
 LAYOUT = """\

@@ -100,7 +100,7 @@ def test_missing_built_splits(tmp_path: Path, capsys):
     runs = tmp_path / "runs"
     assert main(_args(tmp_path / "nothing", runs, "--executor", "oracle")) == 2
     err = capsys.readouterr().err
-    assert "localization/test/manifest.json" in err and "build-task" in err
+    assert "localization/test/.livr/manifest.json" in err and "build-task" in err
     assert not runs.exists()
 
 

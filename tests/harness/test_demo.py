@@ -58,7 +58,8 @@ def test_table_1_is_printed_and_written(ran):
 def test_splits_dedup_and_diagnostics_are_written(ran):
     out = ran["out"]
     nine = set(load_table("1").tasks)  # `build-task all` builds the other tasks' splits too
-    assert nine <= {p.parent.parent.name for p in (out / "built").glob("*/test/manifest.json")}
+    assert nine <= {p.parent.parent.parent.name
+                    for p in (out / "built").glob("*/test/.livr/manifest.json")}
     for against in ("blink", "pixmo"):
         assert (out / "built" / f"dedup-{against}" / "summary.json").is_file()
     diagnostics = json.loads((out / "diagnostics" / "diagnostics.json").read_text())

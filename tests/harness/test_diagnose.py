@@ -83,7 +83,7 @@ def test_diagnose_writes_diagnostics_and_pictures(livr_run: Path, capsys):
     assert result["tsne_examples"] == {"jigsaw": 3}
     figures = result["figures"]
     assert [Path(p).name for p in figures["overlays"]] == [
-        "attention-test_Jigsaw_1.png", "attention-test_Jigsaw_2.png"]
+        "attention-livr_test_Jigsaw_1.png", "attention-livr_test_Jigsaw_2.png"]
     for path in [figures["tsne"], *figures["overlays"]]:
         with Image.open(path) as image:
             assert image.format == "PNG" and min(image.size) > 100
