@@ -1,17 +1,23 @@
 """The build driver: runs one task builder for one split and writes the split atomically.
 
 A task builder (`builders/tasks/<task>.py`) is a generator `build(ctx) -> Iterator[Example]` that
-yields examples (or finished `Record`s, for pass-through splits such as BLINK's) in a seeded random order and calls `ctx.reject(reason)` for every candidate a filter
-drops. The driver keeps the first `n`, renders and encodes them, shows a progress bar, and writes
-shards + manifest. If the builder runs dry first it stops with the per-filter rejection counts and
-writes nothing. Examples' helper images (Mirage) go to the split's helper side file
-(`builders.helpers`), each one's sha256 into its manifest entry; a task's `image_format` param
-overrides the registry default (VSP's maps stay lossless PNG, as the benchmark's are).
+yields examples (or finished `Record`s, for pass-through splits such as BLINK's) in a seeded
+random order and calls `ctx.reject(reason)` for every candidate a filter drops (and
+`ctx.skip_image(exc)` for an image it cannot decode: counted, and named in the log). The driver
+keeps the first `n`, renders and encodes them, shows a progress bar, and writes shards + manifest
+through `builders.io.SplitWriter` (one writer per split; the split's lock is taken before the
+builder reads anything), then regenerates the dataset cards (`builders.card`). If the builder runs
+dry first it stops with the per-filter rejection counts and writes nothing. Examples' helper
+images (Mirage) go to the split's helper side file (`builders.helpers`), each one's sha256
+into its manifest entry; a task's `image_format` param overrides the registry default (VSP's
+maps stay lossless PNG, as the benchmark's are).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,15 +28,18 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from builders.card import write_cards
 from builders.helpers import HELPERS_FILE, helper_record
 from builders.imaging import UnreadableImage, load_image, sha256_bytes
 from builders.io import SplitWriter, split_dir
-from builders.manifest import SourceFingerprint, build_manifest, record_entry
+from builders.manifest import SourceFingerprint, build_manifest
 from builders.record import Example, Record, to_record
 from builders.registry import SPLITS, Registry, TaskSpec, load_registry
 from builders.splitting import assign_split, stable_int
 
 EXCLUDED = "excluded_source_image"
+
+log = logging.getLogger(__name__)
 
 
 class InsufficientCandidates(RuntimeError):
@@ -103,12 +112,17 @@ class BuildContext:
     def note_source(self, path: Path, hash_content: bool = True) -> None:
         self.fingerprint.add(path, hash_content)
 
+    def skip_image(self, exc: UnreadableImage) -> None:
+        """Count an image that cannot be used under its reason and name it in the log."""
+        self.reject(exc.reason)
+        log.warning("%s/%s: skipped image %s (%s)", self.spec.name, self.split, exc.path, exc)
+
     def load_image(self, path: Path) -> Image.Image | None:
-        """Decode an image, or count it under its reason and return None."""
+        """Decode an image, or count it under its reason (named in the log) and return None."""
         try:
             img = load_image(path)
         except UnreadableImage as exc:
-            self.reject(exc.reason)
+            self.skip_image(exc)
             return None
         self.note_source(path, hash_content=False)
         return img
@@ -159,7 +173,6 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
     gen = builder(ctx)  # a generator: nothing is read before the first next()
     writer = SplitWriter(target, d.shard_rows, req.overwrite)
     image_format = str(spec.params.get("image_format", d.image_format))
-    entries = []
     helpers: list[Record] = []
     try:
         bar = tqdm(total=n, desc=f"{spec.name}/{req.split}", unit="ex", disable=not req.progress)
@@ -171,35 +184,50 @@ def run_build(req: BuildRequest, registry: Registry | None = None) -> Path:
                 if excluded:
                     ctx.reject(EXCLUDED)
                     continue
+                built = len(writer)
                 record = example if isinstance(example, Record) else to_record(
-                    example, spec, req.split, len(entries) + 1, image_format, d.jpeg_quality
+                    example, spec, req.split, built + 1, image_format, d.jpeg_quality
                 )
-                writer.add(record)
-                entries.append(record_entry(record))
+                helper = None
                 if isinstance(example, Example) and example.helper is not None:
-                    helpers.append(helper_record(record, example.helper, image_format,
-                                                 d.jpeg_quality))
-                    entries[-1]["helper_image"] = sha256_bytes(helpers[-1].images[0])
+                    helper = helper_record(record, example.helper, image_format,
+                                           d.jpeg_quality)
+                    helpers.append(helper)
+                writer.add(record, None if helper is None else
+                           {"helper_image": sha256_bytes(helper.images[0])})
                 bar.update(1)
                 if ctx.rejections:
                     bar.set_postfix(rejected=sum(ctx.rejections.values()), refresh=False)
-                if len(entries) == n:
+                if built + 1 == n:
                     break
         gen.close()
+        entries = writer.entries
         if len(entries) < n:
             detail = ", ".join(f"{k}: {v}" for k, v in sorted(ctx.rejections.items())) or "none"
+            hint = (f"Use --n {len(entries)} or add source data." if entries else
+                    "Nothing could be built: check --source-root and the rejection counts.")
             raise InsufficientCandidates(
                 f"{spec.name}/{req.split}: only {len(entries)} of {n} requested examples could be "
-                f"built from {req.source_root}. Candidates rejected by filter: {detail}. "
-                f"Use --n {len(entries)} or add source data."
+                f"built from {req.source_root}. Candidates rejected by filter: {detail}. {hint}"
             )
         if helpers:
             writer.add_side_file(HELPERS_FILE, helpers)
+        extra = {"exclude": exclusion_digest(req.exclude)} if req.exclude else {}
+        if helpers:
+            extra["helper_file"] = HELPERS_FILE
         manifest = build_manifest(
             spec, registry, req.split, seed, entries, ctx.rejections, ctx.fingerprint.digest(),
-            image_format, ctx.warnings, {"helper_file": HELPERS_FILE} if helpers else None,
+            image_format, ctx.warnings, extra or None,
         )
-        return writer.commit(manifest)
     except BaseException:
         writer.abort()
         raise
+    path = writer.commit(manifest)
+    write_cards(req.out)
+    return path
+
+
+def exclusion_digest(exclude: frozenset[str]) -> dict[str, Any]:
+    """What a manifest records of an exclusion list: its size and a hash of its sorted paths."""
+    h = hashlib.sha256("\n".join(sorted(exclude)).encode())
+    return {"source_images": len(exclude), "sha256": h.hexdigest()}

@@ -1,9 +1,11 @@
 """The `build-task` command: build one task's split (or every task's) from raw sources.
 
     build-task TASK --split {train,val,test} [--source-root DIR] [--out DIR] [--n N]
-               [--seed 42] [--overwrite]
+               [--seed 42] [--overwrite] [--exclude flagged_sources.json]
 
-TASK is a registry name (`jigsaw`), a source alias (`hpatches`) or `all`.
+TASK is a registry name (`jigsaw`), a source alias (`hpatches`) or `all`. Exit status: 0 every
+requested split was built; 1 some failed (or, with `all`, nothing was built); 2 bad input
+(unknown task, broken tasks.toml, unusable --out or --exclude, a source missing).
 """
 
 from __future__ import annotations
@@ -16,14 +18,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from builders.build import BuilderMissing, BuildRequest, InsufficientCandidates, run_build
-from builders.io import SplitExistsError, read_manifest
-from builders.registry import SPLITS, RegistryError, TaskSpec, load_registry
+from builders.io import (
+    OutputError,
+    SplitDamagedError,
+    SplitExistsError,
+    SplitNotFoundError,
+    read_manifest,
+    split_dir,
+    verify_split,
+)
+from builders.registry import SPLITS, Registry, RegistryError, load_registry
 from builders.sources import SourceLayoutError
 
 
-def split_source(spec: TaskSpec, split: str) -> str:
-    """The raw source a (task, split) reads: BLINK for BLINK-tested test splits."""
-    return "blink" if split == "test" and spec.test_source == "blink" else spec.source
+class UsageError(ValueError):
+    """A command-line value that cannot be used (the message names it and the fix)."""
 
 
 def _source_root(given: Path | None, source: str, many: bool) -> Path:
@@ -36,19 +45,53 @@ def _source_root(given: Path | None, source: str, many: bool) -> Path:
     return base / source if (base / source).is_dir() else base
 
 
+def _exclusion_doc(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read --exclude file {path}: {exc}") from exc
+
+
 def excluded_sources(path: Path, task: str) -> frozenset[str]:
     """The source images to exclude for `task` from a dedup `flagged_sources.json` or a list."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"build-task: cannot read --exclude file {path}: {exc}") from exc
+    doc = _exclusion_doc(path)
     if isinstance(doc, dict):
         doc = doc.get(task, {})
         doc = doc.get("source_images", []) if isinstance(doc, dict) else doc
     if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
-        raise SystemExit(f"build-task: --exclude file {path}: expected {{task: {{source_images: "
-                         f"[paths]}}}} or a list of paths")
+        raise UsageError(f"--exclude file {path}: expected {{task: {{source_images: [paths]}}}} "
+                         f"or a list of paths")
     return frozenset(doc)
+
+
+def check_exclusion(path: Path, task: str, target: Path) -> None:
+    """Refuse an --exclude file that does not come from the de-duplication of the split it is
+    about to replace: the split's manifest lists the ids dedup removed, the file must list the
+    same (else a refill would bring back examples removed after the file was written). The split
+    is checked whole first."""
+    if not target.exists():
+        return
+    manifest = verify_split(target, content=True)
+    removed_now = {e["idx"] for e in (manifest.get("dedup") or {}).get("removed", [])}
+    doc = _exclusion_doc(path)
+    entry = doc.get(task) if isinstance(doc, dict) else None
+    listed = entry.get("removed") if isinstance(entry, dict) else None
+    if not isinstance(listed, dict):
+        if removed_now:
+            raise UsageError(
+                f"--exclude {path} does not list which ids dedup removed from {target} (a plain "
+                f"list, or a flagged_sources.json of an older version), so it cannot be checked "
+                f"against the {len(removed_now)} removal(s) recorded there; use the "
+                f"flagged_sources.json of the latest dedup run")
+        return
+    in_file = set(listed.get(target.name, []))
+    if in_file != removed_now:
+        raise UsageError(
+            f"--exclude {path} was not written by the de-duplication of {target}: the split "
+            f"records {len(removed_now)} removed id(s), the file {len(in_file)} "
+            f"({len(removed_now - in_file)} missing from the file, {len(in_file - removed_now)} "
+            f"unknown to the split). Re-run dedup on this split, then refill with its new "
+            f"flagged_sources.json")
 
 
 def _layout(source: str) -> str:
@@ -58,8 +101,7 @@ def _layout(source: str) -> str:
         return "    (no reader for this source in this version)\n"
 
 
-def _epilog() -> str:
-    reg = load_registry()
+def _epilog(reg: Registry) -> str:
     lines = ["tasks (name, aliases -> source):"]
     for spec in reg.tasks.values():
         alias = f" [{', '.join(spec.aliases)}]" if spec.aliases else ""
@@ -74,12 +116,22 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def build_parser(reg: Registry | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="build-task",
         description="Build BLINK-style multiple-choice splits (Parquet + manifest.json) for the "
         "LIVR tasks from the raw datasets.",
-        epilog=_epilog(),
+        epilog=_epilog(reg) if reg is not None else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("task", help="task name, source alias, or 'all'")
@@ -87,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-root", type=Path, default=None,
                    help="raw dataset folder (default: data/<source>; with 'all': data/)")
     p.add_argument("--out", type=Path, default=Path("built"), help="output root (default: built/)")
-    p.add_argument("--n", type=int, default=None, help="build this many examples (default: paper size)")
+    p.add_argument("--n", type=positive_int, default=None,
+                   help="build this many examples (default: paper size)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: tasks.toml, 42)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing split")
     p.add_argument("--exclude", type=Path, default=None, metavar="JSON",
@@ -106,9 +159,25 @@ def _summary(path: Path) -> str:
     return f"{path}: {m['n']} examples; answers: {ans}; rejected candidates: {rej}{warn}"
 
 
+def _request(args: argparse.Namespace, reg: Registry, spec_name: str) -> BuildRequest:
+    spec = reg.resolve(spec_name)
+    root = _source_root(args.source_root, spec.source_for(args.split), args.task == "all")
+    exclude = frozenset()
+    if args.exclude:
+        check_exclusion(args.exclude, spec.name, split_dir(args.out, spec.name, args.split))
+        exclude = excluded_sources(args.exclude, spec.name)
+    return BuildRequest(spec.name, args.split, root, args.out, args.n, args.seed, args.overwrite,
+                        not args.no_progress, exclude)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    reg = load_registry()
+    try:
+        reg = load_registry()
+    except RegistryError as exc:
+        build_parser().parse_args(argv)  # --help still works with a broken registry
+        print(f"build-task: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(reg).parse_args(argv)
     try:
         specs = list(reg.tasks.values()) if args.task == "all" else [reg.resolve(args.task)]
     except RegistryError as exc:
@@ -116,30 +185,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     skipped: list[str] = []
     failed = False
+    built = 0
     for spec in specs:
         if args.split not in spec.sizes:
             skipped.append(f"{spec.name}: has no {args.split} split")
             continue
-        source = split_source(spec, args.split)
-        root = _source_root(args.source_root, source, args.task == "all")
-        req = BuildRequest(spec.name, args.split, root, args.out, args.n, args.seed,
-                           args.overwrite, not args.no_progress,
-                           excluded_sources(args.exclude, spec.name) if args.exclude else frozenset())
         try:
-            path = run_build(req, reg)
+            path = run_build(_request(args, reg, spec.name), reg)
         except (SourceLayoutError, BuilderMissing) as exc:
             if args.task != "all":
                 print(f"build-task: {exc}", file=sys.stderr)
                 return 2
             skipped.append(f"{spec.name}: {str(exc).splitlines()[0]}")
             continue
+        except (OutputError, UsageError, SplitDamagedError, SplitNotFoundError) as exc:
+            print(f"build-task: {exc}", file=sys.stderr)
+            return 2
         except (SplitExistsError, InsufficientCandidates, RegistryError, ValueError) as exc:
             print(f"build-task: {exc}", file=sys.stderr)
             failed = True
             continue
+        built += 1
         print(_summary(path))
     for s in skipped:
         print(f"skipped {s}")
+    if args.task == "all" and built == 0 and not failed:
+        print(f"build-task: nothing was built for --split {args.split} (every task was "
+              f"skipped, see above); check --source-root", file=sys.stderr)
+        return 1
     return 1 if failed else 0
 
 

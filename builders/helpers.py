@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from builders.imaging import decode_bytes, encode_image
-from builders.io import read_manifest
+from builders.io import side_file
 from builders.record import Record
 
 HELPERS_FILE = "helpers-mirage.parquet"
@@ -32,12 +32,12 @@ def helper_record(record: Record, helper: Image.Image, image_format: str, qualit
 def read_helpers(split: str | os.PathLike) -> dict[str, Image.Image]:
     """idx -> helper image of a finished split folder; an error naming the file when it has none."""
     path = Path(split)
-    read_manifest(path)  # a finished split, or a clear error
-    side = path / HELPERS_FILE
-    if not side.is_file():
+    try:
+        side = side_file(path, HELPERS_FILE)  # a whole split whose side file is as written
+    except FileNotFoundError:
         raise FileNotFoundError(
             f"{path} has no Mirage helper images ({HELPERS_FILE}); rebuild the split with this "
             "version's build-task (the task must set helper_images = true in tasks.toml)"
-        )
+        ) from None
     rows = pq.read_table(side).to_pylist()
     return {row["idx"]: decode_bytes(row["image_1"]["bytes"]) for row in rows}

@@ -1,7 +1,9 @@
-"""The manifest of a built split: what was built, from what, and a hash of every image.
+"""The manifest of a built split: what was built, from what, and a hash of every image; and the
+Hugging Face `dataset_info` each manifest yields.
 
 Everything in it is a function of (registry, sources, seed, n, package version), never of the time
-or the machine, so two builds with one seed have byte-identical manifests.
+or the machine, so two builds with one seed have byte-identical manifests. `builders.io.SplitWriter`
+adds what it wrote (`n`, `records`, `shards`, `files` with each shard's size, rows and sha256).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from builders.imaging import sha256_bytes
-from builders.record import Record
+from builders.record import FEATURE_DICT, Record
 from builders.registry import Registry, TaskSpec
 
 
@@ -56,6 +58,10 @@ class SourceFingerprint:
         return {"sha256": h.hexdigest(), "files": len(self._entries)}
 
 
+# Our split folder names -> the split names of Hugging Face datasets (and of the dataset card).
+HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+
+
 def record_entry(r: Record) -> dict[str, Any]:
     return {"idx": r.idx, "answer": r.answer, "images": [sha256_bytes(b) for b in r.images]}
 
@@ -78,7 +84,7 @@ def build_manifest(
         "split": split,
         "n": len(entries),
         "seed": seed,
-        "source": spec.source,
+        "source": spec.source_for(split),
         "tasks_toml_sha256": registry.sha256,
         "package_version": package_version(),
         "params": spec.params,
@@ -89,4 +95,25 @@ def build_manifest(
         "answer_counts": dict(sorted(answers.items())),
         "records": entries,
         **(extra or {}),
+    }
+
+
+def dataset_info(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The split as a Hugging Face `DatasetInfo` dict (`datasets.DatasetInfo.from_dict` reads it):
+    features, the split with `num_examples`, and `download_checksums` of its shards (paths
+    relative to the task folder, e.g. `train/data-00000-of-00001.parquet`)."""
+    split = str(manifest.get("split", ""))
+    files = manifest.get("files") or {}
+    size = sum(int(f["num_bytes"]) for f in files.values())
+    name = HF_SPLITS.get(split, split)
+    return {
+        "config_name": manifest.get("task"),
+        "features": FEATURE_DICT,
+        "splits": {name: {"name": name, "num_examples": int(manifest.get("n", 0)),
+                          "num_bytes": size, "dataset_name": manifest.get("task")}},
+        "download_checksums": {f"{split}/{k}": {"num_bytes": int(v["num_bytes"]),
+                                                "checksum": v["sha256"]}
+                               for k, v in files.items()},
+        "download_size": size,
+        "dataset_size": size,
     }

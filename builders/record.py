@@ -2,8 +2,14 @@
 
 A task builder yields `Example`s (PIL images, answer, provenance); `to_record` turns one into a
 `Record` with the prompt, question and choices rendered from the registry and the images encoded.
-`ARROW_SCHEMA` is the Parquet schema, carrying Hugging Face `datasets` feature metadata so a built
-split loads with `datasets.load_dataset("parquet", ...)` exactly like BLINK (images decode to PIL).
+`ARROW_SCHEMA` is the Parquet schema. It carries Hugging Face `datasets` feature metadata
+(`FEATURE_DICT`) so a built split loads with `datasets.load_dataset("parquet", ...)` like BLINK
+(images decode to PIL), written in the form `datasets` 3.x and 5.x both read: the `choices` list
+is a `Sequence` (5.x reads it as `List`; 3.x knows no `List` and rejects a file that names it).
+
+Ids (`make_idx`) are BLINK's `<split>_<Config>_<n>` behind our prefix `livr_`, so rows of our
+splits never collide with BLINK's own rows (BLINK's val ids are `val_<Config>_<n>`) when both are
+merged, and are stable for a seed (n counts the split's kept-at-build rows in order).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import datasets
+import pyarrow as pa
 from PIL import Image
 
 from builders.imaging import encode_image
@@ -24,23 +30,22 @@ COLUMNS = (
     "idx", "question", "sub_task", *IMAGE_COLUMNS, "choices", "answer", "prompt",
     "explanation", "task", "split", "source",
 )
+ID_PREFIX = "livr_"
 
-FEATURES = datasets.Features(
-    {
-        "idx": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "sub_task": datasets.Value("string"),
-        **{c: datasets.Image() for c in IMAGE_COLUMNS},
-        "choices": datasets.List(datasets.Value("string")),
-        "answer": datasets.Value("string"),
-        "prompt": datasets.Value("string"),
-        "explanation": datasets.Value("string"),
-        "task": datasets.Value("string"),
-        "split": datasets.Value("string"),
-        "source": datasets.Value("string"),
-    }
+_STRING = {"dtype": "string", "_type": "Value"}
+# The `datasets` features of a row, as JSON (`datasets.Features.from_dict(FEATURE_DICT)`).
+FEATURE_DICT: dict[str, Any] = {
+    c: ({"_type": "Image"} if c in IMAGE_COLUMNS
+        else {"feature": dict(_STRING), "_type": "Sequence"} if c == "choices"
+        else dict(_STRING))
+    for c in COLUMNS
+}
+_IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+ARROW_SCHEMA = pa.schema(
+    [(c, _IMAGE_STRUCT if c in IMAGE_COLUMNS else pa.list_(pa.string()) if c == "choices"
+      else pa.string()) for c in COLUMNS],
+    metadata={"huggingface": json.dumps({"info": {"features": FEATURE_DICT}})},
 )
-ARROW_SCHEMA = FEATURES.arrow_schema
 
 
 def canonical_json(obj: Any) -> str:
@@ -119,8 +124,8 @@ class Record:
 
 
 def make_idx(spec: TaskSpec, split: str, n: int) -> str:
-    """BLINK's id form `<split>_<Config>_<n>`, n 1-based."""
-    return f"{split}_{spec.blink_config}_{n}"
+    """Our id `livr_<split>_<Config>_<n>` (n 1-based): BLINK's form behind `ID_PREFIX`."""
+    return f"{ID_PREFIX}{split}_{spec.blink_config}_{n}"
 
 
 def to_record(

@@ -2,9 +2,12 @@
 
     python -m builders.verify built/jigsaw/train manifests/jigsaw/train.json
 
-Exit 0 when the rebuild is bit-identical in everything the manifest records, 1 otherwise (the
-first differences are printed). Registry hash and package version are reported but not required
-to match: a rebuild with another version that produces the same bytes is still identical.
+The built split is first checked whole against its own manifest (every shard present, of the
+recorded size and sha256, no extra file): a damaged split is not compared, it is an error (exit 2)
+naming the split and the fix. Then exit 0 when the rebuild is bit-identical in everything the
+reference manifest records, 1 otherwise (the first differences are printed). Registry hash and
+package version are reported but not required to match: a rebuild with another version that
+produces the same bytes is still identical. The reference is a manifest file or a split folder.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from builders.io import read_manifest
+from builders.io import SplitDamagedError, SplitNotFoundError, read_manifest, verify_split
 
 
 def differences(built: dict[str, Any], ref: dict[str, Any], limit: int = 10) -> list[str]:
@@ -35,7 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m builders.verify BUILT_SPLIT_DIR REFERENCE_MANIFEST", file=sys.stderr)
         return 2
-    built, ref = read_manifest(Path(args[0])), read_manifest(Path(args[1]))
+    try:
+        built = verify_split(Path(args[0]), content=True)
+        ref = read_manifest(Path(args[1]))
+    except (SplitDamagedError, SplitNotFoundError, OSError) as exc:
+        print(f"verify: {exc}", file=sys.stderr)
+        return 2
     for key in ("tasks_toml_sha256", "package_version", "source_fingerprint"):
         if built.get(key) != ref.get(key):
             print(f"note: {key} differs ({built.get(key)} vs {ref.get(key)})")

@@ -1,12 +1,14 @@
 """Writing the filtered train/val splits: kept rows as the data shards, removed rows beside them.
 
-A split is rewritten atomically through `builders.io.SplitWriter` (temporary folder, then one
-rename): the kept rows become `data-*.parquet`, every row ever removed (earlier runs' and this
-run's) goes to `removed-*.parquet` in the same folder, and `manifest.json` gets `n`, `records`
-and `answer_counts` of the kept rows plus a `dedup` section. Nothing is lost: the union of both
-shard sets is the split as built. A split is only rewritten when something changes (new
-removals, or no `dedup` section for this configuration yet), so a re-run on filtered data leaves
-every byte in place. The test split is never opened for writing.
+A split is rewritten through `builders.io.SplitWriter` (temporary folder, fsync, a recoverable
+replace under the split's lock): the kept rows become `data-*.parquet`, every row ever removed
+(earlier runs' and this run's) goes to the side files `.livr/removed-*.parquet` (where data
+loaders do not look), and the manifest gets `n`, `records` and `answer_counts` of the kept rows
+plus a `dedup` section. Nothing is lost: the union of both shard sets is the split as built. A
+split is only rewritten when something changes (new removals, or no `dedup` section for this
+configuration yet), so a re-run on filtered data leaves every byte in place. The records given
+here were read whole and checked (`dedup.catalog.load_task`); the previously removed rows are
+checked the same way before anything is written. The test split is never opened for writing.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class SplitOutcome:
 
 
 def read_removed(split_path: Path) -> list[Record]:
-    """Rows earlier runs removed from this split (`removed-*.parquet`)."""
+    """Rows earlier runs removed from this split (its `removed-*.parquet` side files, checked
+    against the manifest)."""
     return list(iter_records(split_path, REMOVED_PATTERN))
 
 
@@ -76,11 +79,7 @@ def apply_split(path: Path, records: list[Record], new: list[Removal], against: 
                             old_removed, rules)
     n_shards = -(-len(removed_rows) // shard_rows) if removed_rows else 0
     names = [removed_shard_name(i, n_shards) for i in range(n_shards)]
-    out = copy.deepcopy(manifest)
-    out.pop("shards", None)
-    entries = {e["idx"]: e for e in manifest.get("records", [])}
-    out["records"] = [entries[r.idx] for r in kept if r.idx in entries]
-    out["n"] = len(kept)
+    out = copy.deepcopy(manifest)  # n, records, shards and files: the writer's own account
     out["answer_counts"] = dict(sorted(Counter(r.answer for r in kept).items()))
     out["dedup"] = _dedup_section(previous, against, run_info, new, names)
     writer = SplitWriter(path, shard_rows, overwrite=True)
@@ -90,10 +89,10 @@ def apply_split(path: Path, records: list[Record], new: list[Removal], against: 
         for i, name in enumerate(names):
             chunk = removed_rows[i * shard_rows:(i + 1) * shard_rows]
             writer.add_side_file(name, chunk)
-        writer.commit(out)
     except BaseException:
         writer.abort()
         raise
+    writer.commit(out)
     return SplitOutcome(path.name, len(records), new, len(removed_rows), len(kept), True,
                         removed_rows, rules)
 

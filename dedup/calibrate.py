@@ -6,15 +6,18 @@ drawn REF/A-D rings (correspondence-style), slight colour jitter, and a combinat
 negatives are, per reference image, its nearest *other* reference images by CLIP cosine and by
 whole-image pHash (distinct test items, so certainly not copies; identical files are skipped).
 For each signal the command prints the threshold that keeps every negative out (and the recall
-it leaves) and the best-F1 threshold, then the precision and recall of the configured rules,
-overall and per transform. With random CLIP weights the cosine numbers are only illustrative;
+it leaves) and the best-F1 threshold, then, for BOTH confirmation rule sets (`dedup.decide`: the
+paper's pHash-AND-SSIM "paper" rule and the stricter "any" rule; the configured one is marked),
+the recall of the planted copies, overall and per transform, and the false positives among the
+hard negatives. Each pair is judged with its reference's task policy (the paper rule's blurred
+view only for `blur_tasks`). With random CLIP weights the cosine numbers are only illustrative;
 the pHash and SSIM numbers do not depend on the model.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import dataclasses
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,13 +27,13 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from builders.drawing import draw_boxes, draw_points
-from builders.imaging import encode_image
-from builders.io import read_split, split_dir
+from builders.imaging import decode_bytes, encode_image
+from builders.io import SplitDamagedError, SplitNotFoundError, read_split, split_dir
 from builders.registry import load_registry
 from dedup.analyse import analyse
 from dedup.catalog import REFERENCE_SPLIT, DedupInputError, ImageItem, ImageRef, select_tasks
 from dedup.compare import PairScores, compare
-from dedup.config import DedupConfig
+from dedup.config import RULE_SET_NAMES, DedupConfig
 from dedup.decide import DUPLICATE, decide
 from dedup.embed import make_embedder
 
@@ -46,7 +49,7 @@ def _resize(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 def _jpeg(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     data = encode_image(img, "jpeg", int(rng.integers(40, 80)))
-    return Image.open(io.BytesIO(data)).convert("RGB")
+    return decode_bytes(data)
 
 
 def _crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -124,28 +127,33 @@ def separation(pos: np.ndarray, neg: np.ndarray, higher: bool) -> dict[str, floa
     }
 
 
-def _reference_records(built: Path, specs) -> list[tuple[str, object]]:
+def _reference_records(built: Path, specs) -> list[tuple[str, object]]:  # (task, record)
     out = []
     for spec in specs:
         d = split_dir(built, spec.name, REFERENCE_SPLIT)
-        if not (d / "manifest.json").is_file():
+        try:
+            out.extend((spec.name, r) for r in read_split(d))
+        except SplitNotFoundError:
             raise DedupInputError(f"{spec.name}: no built test split at {d} "
-                                  f"(build-task {spec.name} --split test)")
-        out.extend((spec.name, r) for r in read_split(d))
+                                  f"(build-task {spec.name} --split test)") from None
+        except SplitDamagedError as exc:
+            raise DedupInputError(f"{spec.name}: {exc}") from exc
     return out
 
 
 def scored_pairs(args: argparse.Namespace, cfg: DedupConfig, cache_root: Path):
-    """(positives, negatives, number of reference images): positives are (transform, label,
-    scores, cosine), negatives (label, scores, cosine)."""
+    """(positives, negatives, number of reference images): positives are (task, transform, label,
+    scores, cosine), negatives (task, label, scores, cosine); the task is the reference's."""
     specs = select_tasks(load_registry(), args.against, args.built, args.tasks)
     refs: list[ImageItem] = []
+    ref_task: list[str] = []
     seen: set[bytes] = set()
-    for _task, rec in _reference_records(args.built, specs):
+    for task, rec in _reference_records(args.built, specs):
         for k, data in enumerate(rec.images):
             if data not in seen:  # one test image used by two items is one reference
                 seen.add(data)
                 refs.append(ImageItem(ImageRef(REFERENCE_SPLIT, rec.idx, k + 1), (lambda b=data: b)))
+                ref_task.append(task)
     if args.limit:
         refs = refs[: args.limit]
     rng = np.random.default_rng(cfg.seed)
@@ -153,7 +161,7 @@ def scored_pairs(args: argparse.Namespace, cfg: DedupConfig, cache_root: Path):
     names = list(TRANSFORMS)
     pos_items, pos_src, pos_kind = [], [], []
     for i, it in enumerate(refs):
-        img = Image.open(io.BytesIO(it.load())).convert("RGB")
+        img = decode_bytes(it.load(), f"{it.ref.idx} image {it.ref.slot}")  # the pixel cap holds
         for k in range(per):
             kind = names[k % len(names)]
             data = encode_image(TRANSFORMS[kind](img, rng), "jpeg", 90)
@@ -172,7 +180,7 @@ def scored_pairs(args: argparse.Namespace, cfg: DedupConfig, cache_root: Path):
     def score(a, b, cos):
         return compare(a, b, cfg), cos
 
-    positives = [(pos_kind[j], qa.refs[i].label,
+    positives = [(ref_task[i], pos_kind[j], qa.refs[i].label,
                   *score(qa.signals[i], pa.signals[j], float(qa.emb[i] @ pa.emb[j])))
                  for j, i in enumerate(pos_src) if qa.signals[i].ok and pa.signals[j].ok]
     neg_pairs: set[tuple[int, int]] = set()
@@ -186,7 +194,7 @@ def scored_pairs(args: argparse.Namespace, cfg: DedupConfig, cache_root: Path):
             picked = [j for j in order if j != i and j in set(ok)
                       and qa.signals[j].pixel_md5 != qa.signals[i].pixel_md5][:NEG_PER_IMAGE]
             neg_pairs.update((min(i, j), max(i, j)) for j in picked)
-    negatives = [(f"{qa.refs[i].label} vs {qa.refs[j].label}",
+    negatives = [(ref_task[i], f"{qa.refs[i].label} vs {qa.refs[j].label}",
                   *score(qa.signals[i], qa.signals[j], float(sims[i, j]))) for i, j in sorted(neg_pairs)]
     return positives, negatives, len(refs)
 
@@ -210,38 +218,46 @@ def _row(label: str, s: PairScores, c: float) -> dict:
             "align": s.align}
 
 
-def summarize(positives: list[tuple[str, str, PairScores, float]],
-              negatives: list[tuple[str, PairScores, float]], cfg: DedupConfig) -> dict:
-    """Per-signal separation, the configured rules' precision and recall, and the positives the
-    rules miss and the negatives they flag (or nearly flag), for a person to look at."""
-    out: dict = {"positives": len(positives), "negatives": len(negatives), "signals": {}}
+def summarize(positives: list[tuple[str, str, str, PairScores, float]],
+              negatives: list[tuple[str, str, PairScores, float]], cfg: DedupConfig) -> dict:
+    """Per-signal separation, then per rule set its precision and recall, and the positives it
+    misses and the negatives it flags (or nearly flags), for a person to look at."""
+    out: dict = {"positives": len(positives), "negatives": len(negatives), "signals": {},
+                 "configured_rule": cfg.rule, "blur_tasks": list(cfg.blur_tasks)}
     for name, (get, higher) in SIGNALS.items():
-        pos = np.array([get(s, c) for _, _, s, c in positives], dtype=np.float64)
-        neg = np.array([get(s, c) for _, s, c in negatives], dtype=np.float64)
+        pos = np.array([get(s, c) for *_, s, c in positives], dtype=np.float64)
+        neg = np.array([get(s, c) for *_, s, c in negatives], dtype=np.float64)
         if len(pos):
             out["signals"][name] = separation(pos, neg, higher)
+    out["rules"] = {rule: _rule_report(rule, positives, negatives, cfg) for rule in RULE_SET_NAMES}
+    return out
 
-    def dup(s, c):
-        return decide(s, c, None, cfg.rules, cfg.borderline).verdict == DUPLICATE
 
-    tp = sum(dup(s, c) for _, _, s, c in positives)
-    fp = sum(dup(s, c) for _, s, c in negatives)
-    out["rules"] = {
-        "config": cfg.public()["rules"],
+def _rule_report(rule: str, positives, negatives, cfg: DedupConfig) -> dict:
+    def dup(task, s, c):
+        policy = dataclasses.replace(cfg.policy(task), rule=rule)
+        return decide(s, c, None, policy, cfg.borderline).verdict == DUPLICATE
+
+    hit = [dup(t, s, c) for t, _, _, s, c in positives]
+    flagged = [dup(t, s, c) for t, _, s, c in negatives]
+    tp, fp = sum(hit), sum(flagged)
+    thresholds = cfg.public()["paper_rule" if rule == "paper" else "rules"]
+    return {
+        "config": thresholds,
         "true_positives": tp, "false_negatives": len(positives) - tp, "false_positives": fp,
         "precision": tp / (tp + fp) if tp + fp else 1.0,
         "recall": tp / len(positives) if positives else 0.0,
         "recall_by_transform": {
-            k: float(np.mean([dup(s, c) for kk, _, s, c in positives if kk == k]))
-            for k in dict.fromkeys(kk for kk, _, _, _ in positives)
+            k: float(np.mean([h for h, (_, kk, *_) in zip(hit, positives) if kk == k]))
+            for k in dict.fromkeys(kk for _, kk, *_ in positives)
         },
-        "missed_positives": [{"transform": k, **_row(lab, s, c)} for k, lab, s, c in positives
-                             if not dup(s, c)][:MAX_EXAMPLES],
-        "flagged_negatives": [_row(lab, s, c) for lab, s, c in negatives if dup(s, c)][:MAX_EXAMPLES],
-        "closest_negatives": [_row(lab, s, c) for lab, s, c in sorted(
-            negatives, key=lambda n: -max(n[1].ssim_blur, n[1].ssim_median))][:MAX_EXAMPLES],
+        "missed_positives": [{"transform": k, **_row(lab, s, c)}
+                             for h, (_, k, lab, s, c) in zip(hit, positives) if not h][:MAX_EXAMPLES],
+        "flagged_negatives": [_row(lab, s, c) for f, (_, lab, s, c) in zip(flagged, negatives)
+                              if f][:MAX_EXAMPLES],
+        "closest_negatives": [_row(lab, s, c) for _, lab, s, c in sorted(
+            negatives, key=lambda n: -max(n[2].ssim_blur, n[2].ssim_median))][:MAX_EXAMPLES],
     }
-    return out
 
 
 def format_report(r: dict) -> str:
@@ -256,12 +272,15 @@ def format_report(r: dict) -> str:
         lines.append(f"{name:12s} {worst:9.3f} {best_neg:9.3f} {s['threshold_precision_1']:9.3f} "
                      f"{s['recall_at_precision_1']:7.3f} {s['threshold_best_f1']:9.3f} "
                      f"{s['precision_at_best_f1']:6.3f} {s['recall_at_best_f1']:6.3f}")
-    ru = r["rules"]
-    lines.append(f"configured rules {ru['config']}: precision {ru['precision']:.3f}, recall "
-                 f"{ru['recall']:.3f} (TP {ru['true_positives']}, FP {ru['false_positives']}, "
-                 f"FN {ru['false_negatives']})")
-    lines.append("recall by transform: " + ", ".join(
-        f"{k} {v:.3f}" for k, v in ru["recall_by_transform"].items()))
+    blurred = ", ".join(r["blur_tasks"]) or "no task"
+    for rule, ru in r["rules"].items():
+        mark = " (configured)" if rule == r["configured_rule"] else ""
+        view = f"; blurred view for {blurred}" if rule == "paper" else ""
+        lines.append(f"rule {rule}{mark} {ru['config']}: precision {ru['precision']:.3f}, recall "
+                     f"{ru['recall']:.3f} (TP {ru['true_positives']}, FP {ru['false_positives']}, "
+                     f"FN {ru['false_negatives']}){view}")
+        lines.append("  recall by transform: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in ru["recall_by_transform"].items()))
     if r.get("model", {}).get("note"):
         lines.append(f"note: {r['model']['note']}; pHash and SSIM numbers do not depend on the model")
     return "\n".join(lines)

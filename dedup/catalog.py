@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builders.io import read_manifest, read_split, split_dir
+from builders.io import SplitDamagedError, SplitNotFoundError, read_split, split_dir, verify_split
 from builders.record import Record
 from builders.registry import Registry, TaskSpec
 from builders.sources import SourceLayoutError
@@ -93,32 +93,41 @@ def select_tasks(registry: Registry, against: str, built: Path, names: list[str]
 
 
 def check_task(built: Path, spec: TaskSpec, against: str) -> dict[str, Path]:
-    """The task's split folders; a missing split is an error naming where it belongs."""
-    missing = []
+    """The task's split folders, each checked whole against its manifest (every shard present,
+    of its recorded size and sha256, nothing extra); a missing or damaged split is an error naming
+    it and the fix, raised before anything is read for comparison or written."""
+    problems = []
     dirs = {}
     for split in (*train_splits(spec), REFERENCE_SPLIT):
         d = split_dir(built, spec.name, split)
         try:
-            read_manifest(d)
-        except FileNotFoundError:
+            verify_split(d, content=True)
+        except SplitNotFoundError:
             how = (f"build-task {spec.name} --split {split}" if split != REFERENCE_SPLIT else
                    f"build-task {spec.name} --split test (the {against} copy the task is tested on)")
-            missing.append(f"  {d}  ({how})")
+            problems.append(f"  {d}  missing ({how})")
+        except SplitDamagedError as exc:
+            problems.append(f"  {exc}")
         dirs[split] = d
-    if missing:
-        raise DedupInputError(f"{spec.name}: missing built split(s):\n" + "\n".join(missing))
+    if problems:
+        raise DedupInputError(f"{spec.name}: split(s) that cannot be read whole (nothing was "
+                              f"compared or rewritten):\n" + "\n".join(problems))
     return dirs
 
 
 def load_task(built: Path, spec: TaskSpec, against: str) -> TaskData:
-    """The task's test and train/val records (every split checked first)."""
+    """The task's test and train/val records (every split checked first; reading checks each
+    shard's sha256 and the record ids again)."""
     dirs = check_task(built, spec, against)
-    return TaskData(
-        spec=spec,
-        reference=read_split(dirs[REFERENCE_SPLIT]),
-        splits={s: read_split(dirs[s]) for s in train_splits(spec)},
-        dirs=dirs,
-    )
+    try:
+        return TaskData(
+            spec=spec,
+            reference=read_split(dirs[REFERENCE_SPLIT]),
+            splits={s: read_split(dirs[s]) for s in train_splits(spec)},
+            dirs=dirs,
+        )
+    except (SplitDamagedError, SplitNotFoundError) as exc:
+        raise DedupInputError(f"{spec.name}: {exc}") from exc
 
 
 def _bytes(data: bytes) -> Callable[[], bytes]:

@@ -5,9 +5,14 @@
           [--cache DIR] [--no-progress]
     dedup calibrate --against {blink,pixmo} [same data/model options] [--per-image N] [--json FILE]
 
+Every split is checked whole against its manifest before anything is compared, and each task's
+splits are locked (`builders.io.split_lock`) from reading to rewriting, so a build cannot replace
+them underneath and a second dedup is refused. After the splits are rewritten the dataset cards
+are regenerated (`builders.card`) and the reports written, each file atomically.
+
 Exit status: 0 done; 1 done, but something needs a person (an unreadable test image, an
 unverifiable training example kept, an image shared by train and val: see the summary);
-2 bad input (missing splits, unknown task, bad registry).
+2 bad input (missing or damaged splits, a split being written, unknown task, bad registry).
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import ExitStack, closing
 from pathlib import Path
 
+from builders.card import write_cards
+from builders.io import OutputError, SplitBusyError, split_dir, split_lock
 from builders.manifest import package_version
 from builders.registry import RegistryError, load_registry
 from dedup.apply import apply_task
 from dedup.calibrate import run_calibration
-from dedup.catalog import DedupInputError, check_task, load_task, select_tasks
+from dedup.catalog import DedupInputError, check_task, load_task, select_tasks, train_splits
 from dedup.config import DedupConfig, load_config, parse_pretrained
 from dedup.confirm import Confirmer
 from dedup.embed import ModelLoadError, make_embedder
@@ -111,15 +118,21 @@ def run(args: argparse.Namespace) -> int:
     results, outcomes = [], {}
     with ThreadPoolExecutor(max_workers=cfg.workers) as pool, closing(Confirmer(cfg)) as confirmer:
         for spec in specs:  # one task's records in memory at a time
-            task = load_task(args.built, spec, args.against)
-            res = dedup_task(task, cfg, args.source_root, embedder, cache, pool, confirmer,
-                             progress=not args.no_progress)
-            cache.flush()
-            outcomes[res.task] = apply_task(task, res.removals, args.against, run_info,
-                                            reg.defaults.shard_rows)
+            with ExitStack() as locks:  # the splits this task rewrites, from read to write
+                for split in train_splits(spec):
+                    locks.enter_context(split_lock(
+                        split_dir(args.built, spec.name, split), f"dedup --against "
+                        f"{args.against} of {spec.name}/{split}"))
+                task = load_task(args.built, spec, args.against)
+                res = dedup_task(task, cfg, args.source_root, embedder, cache, pool, confirmer,
+                                 progress=not args.no_progress)
+                cache.flush()
+                outcomes[res.task] = apply_task(task, res.removals, args.against, run_info,
+                                                reg.defaults.shard_rows)
             res.thumbs = thumbnails(res, cfg.html_max_pairs, cfg.thumb_px)
             res.loaders.clear()  # lets this task's image bytes go before the next task loads
             results.append(res)
+    write_cards(args.built)
     report_dir = args.report or args.built / f"dedup-{args.against}"
     header = {"against": args.against, "built": str(args.built), "package_version": package_version(),
               "tasks_toml_sha256": reg.sha256, "config": cfg.public(),
@@ -127,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     summary = write_reports(report_dir, args.against, results, outcomes, header,
                             cfg.html_max_pairs)
     print(table(args.against, results, outcomes))
-    print(f"reports: {report_dir}/ (summary.json, pairs.jsonl, index.html, flagged_sources.json)")
+    print(f"reports: {report_dir}/ (summary.json, pairs.jsonl, index.html, flagged_sources.json, "
+          f"removed_ids.txt)")
     for problem in summary["problems"]:
         print(f"WARNING {problem}", file=sys.stderr)
     return 1 if summary["problems"] else 0
@@ -142,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = _config(args)
             return run_calibration(args, cfg, cache_dir(args, cfg))
         return run(args)
-    except (DedupInputError, RegistryError, ModelLoadError) as exc:
+    except (DedupInputError, RegistryError, ModelLoadError, SplitBusyError, OutputError) as exc:
         print(f"dedup: {exc}", file=sys.stderr)
         return 2
 

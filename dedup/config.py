@@ -17,10 +17,23 @@ from typing import Any
 
 from builders.registry import Registry, RegistryError, load_registry
 
+RULE_SET_NAMES = ("paper", "any")  # `[dedup] rule`: the confirmation rule sets of dedup.decide
+
+
+@dataclass(frozen=True)
+class PaperRule:
+    """The paper's confirmation (App. A): pHash AND SSIM, on raw grayscale views, and for the
+    `blur_tasks` (Localization, A.3) also on blurred grayscale views."""
+
+    phash_max: int          # aligned pHash distance at most this ...
+    ssim_min: float         # ... and raw SSIM at least this (rule phash_ssim_raw)
+    ssim_blur_min: float    # ... or, blur tasks only, blurred SSIM at least this (phash_ssim_blur)
+
 
 @dataclass(frozen=True)
 class Rules:
-    """Confirmation thresholds of one (reference image, candidate image) pair (`dedup.decide`)."""
+    """Thresholds of the stricter "any" rule set (`[dedup.rules]`): a pair is a duplicate when
+    any one of these rules fires, SSIM-only rules included (`dedup.decide`)."""
 
     ssim_raw_min: float         # rule ssim_raw: a near copy (resized, re-encoded, jittered)
     phash_max: int              # rule phash_ssim: pHash distance at most this ...
@@ -37,6 +50,17 @@ class Borderline:
     ssim_margin: float
     phash_margin: int
     cosine_min: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one task's pairs are confirmed: the rule set, its thresholds, and (paper rule) whether
+    the blurred grayscale views confirm too."""
+
+    rule: str
+    paper: PaperRule
+    any: Rules
+    blurred: bool
 
 
 @dataclass(frozen=True)
@@ -63,8 +87,15 @@ class DedupConfig:
     unreadable_train: str      # "remove" or "keep"
     html_max_pairs: int
     thumb_px: int
+    rule: str                  # "paper" (default) or "any" (stricter)
+    blur_tasks: tuple[str, ...]
+    paper_rule: PaperRule
     rules: Rules
     borderline: Borderline
+
+    def policy(self, task: str) -> Policy:
+        """The confirmation policy of `task`'s pairs."""
+        return Policy(self.rule, self.paper_rule, self.rules, task in self.blur_tasks)
 
     def public(self) -> dict[str, Any]:
         """JSON-able form for reports."""
@@ -75,7 +106,7 @@ class DedupConfig:
         split's manifest, and a re-run with other values rewrites the split's dedup section."""
         keep = ["model", "pretrained", "seed", "top_k", "cosine_floor", "phash_candidate_max",
                 "view_size", "blur_sigma", "structure_std", "structure_min_fraction", "align_scales", "pair_tasks", "raw_tasks",
-                "unreadable_train", "rules"]
+                "unreadable_train", "rule", "blur_tasks", "paper_rule", "rules"]
         if self.pretrained is not None:
             keep.remove("seed")  # only random weights depend on it
         pub = self.public()
@@ -103,14 +134,20 @@ def load_config(registry: Registry | None = None) -> DedupConfig:
         raise RegistryError(f"{path} has no [dedup] table; the dedup stage reads its thresholds there")
     table = dict(doc["dedup"])
     rules = _typed(Rules, table.pop("rules", {}), f"{path}: [dedup.rules]")
+    paper = _typed(PaperRule, table.pop("paper_rule", {}), f"{path}: [dedup.paper_rule]")
     border = _typed(Borderline, table.pop("borderline", {}), f"{path}: [dedup.borderline]")
     table["pretrained"] = parse_pretrained(table.get("pretrained", ""))
-    for key in ("align_scales", "pair_tasks", "raw_tasks"):
+    for key in ("align_scales", "pair_tasks", "raw_tasks", "blur_tasks"):
         if key in table:
             table[key] = tuple(table[key])
-    cfg = _typed(DedupConfig, table, f"{path}: [dedup]", {"rules": rules, "borderline": border})
+    cfg = _typed(DedupConfig, table, f"{path}: [dedup]",
+                 {"rules": rules, "paper_rule": paper, "borderline": border})
     if cfg.unreadable_train not in ("remove", "keep"):
         raise RegistryError(f"{path}: [dedup] unreadable_train must be 'remove' or 'keep'")
+    if cfg.rule not in RULE_SET_NAMES:
+        raise RegistryError(f"{path}: [dedup] rule must be one of {', '.join(RULE_SET_NAMES)} "
+                            f"(\"paper\": pHash AND SSIM confirm, as the paper; \"any\": any "
+                            f"rule of [dedup.rules] fires, stricter), not {cfg.rule!r}")
     return cfg
 
 

@@ -1,8 +1,9 @@
 """CLIP image embeddings through open_clip, with an on-disk cache keyed by image content.
 
 The cache lives in `<cache_dir>/<model>--<pretrained>/` as `.npz` chunks of (sha256 of the image
-bytes, L2-normalised float32 vector); a run appends one chunk for what it embedded, written to a
-temporary name and renamed, so an interrupted run never leaves a corrupt chunk. Random-weight
+bytes, L2-normalised float32 vector); a run appends one chunk for what it embedded, named with
+host and pid and written atomically (`builders.atomic`: temporary file, fsync, rename), so an
+interrupted run never leaves a corrupt chunk and two runs never write the same name. Random-weight
 models (`pretrained=None`) are initialised from a fixed seed so their cache entries stay valid.
 
 `tiny` is a small ViT built from open_clip's ViT-S-32 config with overrides: it needs no download
@@ -11,6 +12,7 @@ and embeds hundreds of images a second on a CPU, for tests and benchmarks of the
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import threading
@@ -20,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from builders.atomic import atomic_write_bytes, host
 
 # Overrides of open_clip's ViT-S-32 config giving a ~2M-parameter model for offline tests.
 LOCAL_MODELS: dict[str, tuple[str, dict]] = {
@@ -122,12 +126,11 @@ class EmbeddingCache:
             return 0
         self.dir.mkdir(parents=True, exist_ok=True)
         n = len(list(self.dir.glob("emb-*.npz")))
-        target = self.dir / f"emb-{n:05d}-{os.getpid()}.npz"
-        tmp = target.with_name(target.name + ".tmp")
+        target = self.dir / f"emb-{n:05d}-{host()}-{os.getpid()}.npz"
         keys = np.array(list(self._new), dtype="U64")
-        with open(tmp, "wb") as f:
-            np.savez(f, keys=keys, vecs=np.stack(list(self._new.values())))
-        tmp.rename(target)
+        buf = io.BytesIO()
+        np.savez(buf, keys=keys, vecs=np.stack(list(self._new.values())))
+        atomic_write_bytes(target, buf.getvalue())
         written = len(self._new)
         self._new = {}
         return written

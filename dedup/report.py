@@ -1,5 +1,8 @@
 """The reports a person reads: pairs.jsonl, summary.json, the printed table, index.html, and
-flagged_sources.json (the raw source images of removed examples, for a rebuild to exclude).
+flagged_sources.json (the raw source images of removed examples, for a rebuild to exclude, and the
+ids removed from each split, which `build-task --exclude` checks against the split it refills),
+plus removed_ids.txt: every removed id, one per line, the plain list decontamination tools read.
+Every file is written atomically (`builders.atomic`): a kill leaves the previous report or the new.
 
 index.html shows the counts, the thresholds in force (from the run's config), and per task the
 flagged pairs beside the closest unflagged ones (borderline pairs and partial matches of pair
@@ -20,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from builders.imaging import decode_bytes
-from builders.io import write_json
+from builders.atomic import atomic_write_json, atomic_write_text
+from builders.imaging import UnreadableImage, decode_bytes
 from dedup.apply import SplitOutcome
 from dedup.decide import BORDERLINE, DISTINCT, DUPLICATE
 from dedup.pairs import UNREADABLE_RULE, PairRecord
@@ -104,11 +107,14 @@ def table(against: str, results: list[TaskResult], outcomes: dict[str, dict[str,
 
 def flagged_sources(results: list[TaskResult], outcomes: dict[str, dict[str, SplitOutcome]],
                     ) -> dict[str, Any]:
-    """Per task, the source images of every example removed as a duplicate (all runs)."""
+    """Per task, the source images of every example removed as a duplicate (all runs), and every
+    id removed from each split (any rule), which the split's manifest records alike."""
     out: dict[str, Any] = {}
     for res in results:
         examples, images = [], set()
+        removed = {}
         for split, o in outcomes[res.task].items():
+            removed[split] = sorted(row.idx for row in o.removed_rows)
             for row in o.removed_rows:
                 if o.removed_rules.get(row.idx) == UNREADABLE_RULE:
                     continue  # not contamination; a rebuild may use the source image again
@@ -117,14 +123,21 @@ def flagged_sources(results: list[TaskResult], outcomes: dict[str, dict[str, Spl
                 images.update(names)
                 examples.append({"split": split, "idx": row.idx, "dataset": src.get("dataset"),
                                  "source_images": names})
-        out[res.task] = {"source_images": sorted(images), "examples": examples}
+        out[res.task] = {"source_images": sorted(images), "examples": examples, "removed": removed}
     return out
+
+
+def removed_ids(results: list[TaskResult], outcomes: dict[str, dict[str, SplitOutcome]]) -> str:
+    """Every id removed from every split (all runs), sorted, one per line."""
+    ids = sorted(row.idx for res in results for o in outcomes[res.task].values()
+                 for row in o.removed_rows)
+    return "".join(f"{i}\n" for i in ids)
 
 
 def _thumb(data: bytes, px: int) -> str:
     try:
         img = decode_bytes(data)
-    except (OSError, ValueError, SyntaxError):
+    except UnreadableImage:  # every decode failure, the pixel cap included
         return ""
     img.thumbnail((px, px))
     buf = io.BytesIO()
@@ -374,16 +387,15 @@ def write_reports(out: Path, against: str, results: list[TaskResult],
                   max_pairs: int) -> dict[str, Any]:
     """Write every report file into `out`; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "pairs.jsonl", "w", encoding="utf-8") as f:
-        for res in results:
-            f.writelines(json.dumps(p.row(), sort_keys=True) + "\n" for p in res.pairs)
+    atomic_write_text(out / "pairs.jsonl", "".join(
+        json.dumps(p.row(), sort_keys=True) + "\n" for res in results for p in res.pairs))
     summary = {
         **header,
         "tasks": {res.task: task_summary(res, outcomes[res.task]) for res in results},
         "problems": [f"{res.task}: {p}" for res in results for p in res.problems],
     }
-    write_json(out / "summary.json", summary)
-    write_json(out / "flagged_sources.json", flagged_sources(results, outcomes))
-    (out / "index.html").write_text(index_html(against, results, max_pairs, summary),
-                                    encoding="utf-8")
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "flagged_sources.json", flagged_sources(results, outcomes))
+    atomic_write_text(out / "removed_ids.txt", removed_ids(results, outcomes))
+    atomic_write_text(out / "index.html", index_html(against, results, max_pairs, summary))
     return summary

@@ -87,12 +87,13 @@ def dedup_task(task: TaskData, cfg: DedupConfig, source_root: Path | None, embed
     floor = float("inf") if random_weights else cfg.cosine_floor
     border = (dataclasses.replace(cfg.borderline, cosine_min=float("inf")) if random_weights
               else cfg.borderline)
+    policy = cfg.policy(name)
     cands, exact = candidates(qa, da, cfg.top_k, floor, cfg.phash_candidate_max)
     keys = sorted(cands, key=lambda p: (qa.refs[p[0]].label, da.refs[p[1]].label))
     t2 = time.perf_counter()
     scored = confirmer.score(keys, qa.signals, da.signals)
     pairs = [PairRecord(name, qa.refs[i], da.refs[j], cands[(i, j)], s,
-                        decide(s, cands[(i, j)], exact.get((i, j)), cfg.rules, border))
+                        decide(s, cands[(i, j)], exact.get((i, j)), policy, border))
              for (i, j), s in zip(keys, scored)]
     t3 = time.perf_counter()
     removed, partial = removals(pairs, name in cfg.pair_tasks,

@@ -17,7 +17,7 @@ import imagehash
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from builders.imaging import as_array, decode_bytes, sha256_bytes
+from builders.imaging import UnreadableImage, as_array, decode_bytes, sha256_bytes
 
 
 @dataclass
@@ -68,9 +68,10 @@ def pixel_md5(img: Image.Image) -> str:
     return h.hexdigest()
 
 
-# What PIL raises on bad data (truncated, not an image, absurd size): all mean "unreadable".
-DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-                 Image.DecompressionBombError)
+# What decoding raises on bad data (truncated, not an image, over the pixel cap): all mean
+# "unreadable". `decode_bytes` raises only UnreadableImage; the PIL types are for direct users.
+DECODE_ERRORS = (UnreadableImage, UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                 EOFError, Image.DecompressionBombError)
 COARSE = 32  # side of the coarse blurred view that alignment searches first
 
 

@@ -4,8 +4,11 @@ Owns `CellConfig` and `TRAIN_SEED`. A cell is (table, backbone, task, method); f
 table `task` is the mixture's name and the cell trains on and evaluates every task of it.
 
 The hash covers exactly what can change the result: backbone, task lists, the method's fields
-(not its name or label), limits, seed, the content digest of every built split the cell reads,
-and the executor with its fingerprint. It leaves out the table name, so one configuration has one
+(not its name or label), limits, seed, the content digest of every built split the cell reads
+(`builders.io.split_digest`: the sha256 of every shard, checked against the files, so the hash
+changes exactly when the data does), the executor with its fingerprint, and an untrained cell's
+zero-shot protocol where it differs from the defaults (`harness.protocol`). It leaves out the
+table name, so one configuration has one
 hash wherever it appears (Table 4's "(4,6)" and "K=16" rows are the `livr` cell).
 """
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.methods import MethodSpec
+from harness.protocol import ZeroShotProtocol
 
 TRAIN_SEED = 42  # paper: seed 42 for every run
 HASH_CHARS = 16  # 64 bits: collisions are not a concern for a few thousand cells
@@ -33,8 +37,10 @@ class CellConfig:
     limit: int | None = None  # first `limit` examples of every split (smoke runs)
     train_per_task: int | None = None  # Table 2: 1k per task
     seed: int = TRAIN_SEED
-    data: dict[str, str] = field(default_factory=dict)  # "<task>/<split>" -> content digest
+    data: dict[str, str] = field(default_factory=dict)  # "<task>/<split>" -> shard digest
     executor: dict[str, Any] = field(default_factory=dict)  # {"name": ..., **fingerprint}
+    # How an untrained method is asked (harness.protocol); trained cells keep the default.
+    protocol: ZeroShotProtocol = field(default_factory=ZeroShotProtocol)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -59,6 +65,9 @@ class CellConfig:
             "seed": self.seed,
             "data": dict(sorted(self.data.items())),
             "executor": self.executor,
+            # Only a protocol changed from the defaults enters the hash: cells planned before
+            # the protocol existed keep theirs.
+            **({"zero_shot": self.protocol.identity()} if self.protocol.identity() else {}),
         }
 
     @property
@@ -74,4 +83,5 @@ class CellConfig:
             "method_name": self.method.name,
             "method_label": self.method.label,
             **self.identity(),
+            "zero_shot": self.protocol.to_json(),  # recorded in full, defaults included
         }

@@ -1,5 +1,6 @@
-"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `demo` and
-`mechanism` (their own options are parsed by `harness.demo.main` / `harness.mechanism.main`).
+"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `rescore`,
+`export-predictions`, `demo` and `mechanism` (their own options are parsed by
+`harness.demo.main` / `harness.mechanism.main`).
 
 Owns argument parsing and `main(argv)` only; the work is in `harness.config` (tables),
 `harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store`,
@@ -13,6 +14,8 @@ success, 1 some cells failed, 2 bad input (nothing was run).
     harness train --backbone qwen3-vl-4b --task localization --method livr --out runs/loc-livr
     harness eval runs/loc-livr --split val
     harness diagnose runs/table3/qwen3-vl-4b/localization/livr
+    harness rescore 1                   # re-parse table 1's saved outputs, rewrite its report
+    harness export-predictions runs/table1/qwen3-vl-4b/jigsaw/zero_shot
 """
 
 from __future__ import annotations
@@ -79,12 +82,68 @@ def _parser() -> argparse.ArgumentParser:
                         help="replace the table's report even with one holding fewer results")
     sub.add_parser("methods", help="print every method with its settings")
     _single_run_parsers(sub)
+    _rescore_parser(sub)
+    _export_predictions_parser(sub)
     # listed in --help; main() hands its arguments to harness.demo before parsing
     sub.add_parser("demo", help="the whole toolkit end to end on miniature data with a tiny model "
                    "(see harness demo --help)")
     sub.add_parser("mechanism", help="train LIVR and latents-only on a synthetic task and check "
                    "that only LIVR answers through its latents (see harness mechanism --help)")
     return parser
+
+
+# --- rescore ------------------------------------------------------------------------------------
+
+
+def _rescore_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rescore", help="re-parse saved raw outputs with the current parser and "
+                       "rewrite metrics (and a table's report); runs no model")
+    p.add_argument("target", help="a run or cell folder (its eval/ results included), a run "
+                   "store folder, or a table (1-4, a name or a .toml path) in --runs")
+    p.add_argument("--runs", type=Path, default=Path("runs"),
+                   help="run store of a table (default: runs/)")
+    p.add_argument("--judge", metavar="MODULE:FUNCTION",
+                   help="fallback for MCQ outputs the rules cannot read: a function (text, "
+                        "letters, choices) -> letter or None; recorded in the metrics")
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    from harness.rescore import load_judge, rescore_tree
+
+    judge = load_judge(args.judge) if args.judge else None
+    target = Path(args.target)
+    table = None if target.is_dir() else load_table(args.target)
+    roots = [target] if table is None else [args.runs / table.name]
+    if table is not None and not roots[0].is_dir():
+        raise ConfigError(f"no results of {table.name} in {args.runs} ({roots[0]} is missing)")
+    summary = rescore_tree(roots, judge, args.judge)
+    if table is not None:
+        _write_report(table, args.runs)
+    print(summary.describe())
+    return 1 if summary.skipped else 0
+
+
+# --- export-predictions -------------------------------------------------------------------------
+
+
+def _export_predictions_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export-predictions", help="write a run's generations as lmms-eval "
+                       "samples JSONL and VLMEvalKit xlsx/TSV prediction files")
+    p.add_argument("run_dir", type=Path, help="a scored run or cell folder (or its eval/<split>)")
+    p.add_argument("--out", type=Path, help="default: <run_dir>/export")
+    p.add_argument("--format", nargs="+", default=None, choices=("lmms-eval", "vlmevalkit"),
+                   help="default: both")
+    p.add_argument("--built", type=Path,
+                   help="built splits for questions and prompts (default: the run's own)")
+
+
+def _export_predictions(args: argparse.Namespace) -> int:
+    from harness.export_predictions import FORMATS, export_predictions
+
+    out = args.out or args.run_dir / "export"
+    paths = export_predictions(args.run_dir, out, args.format or FORMATS, args.built)
+    print("written: " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def _executor_opt(p: argparse.ArgumentParser) -> None:
@@ -143,7 +202,10 @@ def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
     diagnose.add_argument("--overlays", type=int, default=4,
                           help="examples drawn with latent-to-image attention (default: 4)")
     diagnose.add_argument("--tsne-examples", type=int, default=50,
-                          help="examples in the t-SNE plot (default: 50, as the paper)")
+                          help="examples per task in the t-SNE plot (default: 50, as the paper)")
+    diagnose.add_argument("--tsne-per", choices=("task", "total"), default="task",
+                          help="--tsne-examples per evaluated task (default, the paper's Fig. 4) "
+                               "or in total")
     _export_parser(sub)
 
 
@@ -157,6 +219,25 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--overwrite", action="store_true",
                         help="replace a non-empty --out")
     _executor_opt(export)
+    packs = {
+        "export-lmms-eval": ("an lmms-eval task pack (YAML + utils.py scoring with the "
+                             "toolkit's parser) over the built splits"),
+        "export-vlmevalkit": ("VLMEvalKit TSV files (original image bytes, the toolkit's "
+                              "prompt verbatim) and a dataset class"),
+    }
+    for name, what in packs.items():
+        pack = sub.add_parser(name, help=what)
+        pack.add_argument("--built", type=Path, default=Path("built"),
+                          help="built splits, <built>/<task>/<split>/ (default: built/)")
+        pack.add_argument("--out", type=Path, required=True, help="the pack folder (new or empty)")
+        pack.add_argument("--tasks", nargs="+",
+                          help="tasks to include (default: every task with a built --split)")
+        pack.add_argument("--split", default="test", help="split to export (default: test)")
+        pack.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+        if name == "export-lmms-eval":
+            pack.add_argument("--export", type=Path,
+                              help="a `harness export` folder: its latent suffix goes into "
+                                   "every prompt")
 
 
 def _load(args: argparse.Namespace) -> TableConfig:
@@ -213,7 +294,7 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_cells(cells, store, executor, args.built)
     _write_report(table, args.runs)
     print(summary.describe())
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.damaged else 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -230,7 +311,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"moved aside: {moved}")
     summary = run_cells([cell], store, executor, args.built)
     print(summary.describe())
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.damaged else 0
 
 
 def _built_for(args: argparse.Namespace) -> Path:
@@ -240,20 +321,20 @@ def _built_for(args: argparse.Namespace) -> Path:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
-
     from harness.modeling import ModelOptions
-    from harness.run_folder import evaluate_run, evaluation_data, load_run, read_cell
+    from harness.run_folder import (
+        evaluate_run,
+        evaluation_data,
+        load_run,
+        read_cell,
+        write_evaluation,
+    )
 
     options = ModelOptions.parse(_executor_options(args))
     data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
     loaded = load_run(args.run_dir, options)
     predictions, metrics = evaluate_run(loaded, data)
-    out = args.run_dir / "eval" / args.split
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (out / "predictions.jsonl").write_text(
-        "".join(json.dumps(p, sort_keys=True) + "\n" for p in predictions))
+    out = write_evaluation(args.run_dir / "eval" / args.split, predictions, metrics)
     for task, m in metrics["tasks"].items():
         print(f"{task}: accuracy {m['accuracy']:.2f}% ({m['correct']}/{m['n']}), "
               f"parse failures {m['parse_failure_rate']:.2f}%")
@@ -271,7 +352,8 @@ def _diagnose(args: argparse.Namespace) -> int:
     options = ModelOptions.parse(_executor_options(args))
     data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
     loaded = load_run(args.run_dir, options)
-    config = DiagnoseConfig(overlays=args.overlays, tsne_examples=args.tsne_examples)
+    config = DiagnoseConfig(overlays=args.overlays, tsne_examples=args.tsne_examples,
+                            tsne_per=args.tsne_per)
     out = args.out or args.run_dir / "diagnostics"
     print(format_summary(diagnose(loaded, data, out, config)))
     print(f"written: {out}/diagnostics.json")
@@ -293,6 +375,36 @@ def _export(args: argparse.Namespace) -> int:
     if info["k"]:
         print(f"prompt: append {info['latent_sequence']!r} to the user's text, after the prompt; "
               "the latent ids are suppressed in generation_config.json")
+    return 0
+
+
+def _built_tasks(built: Path, split: str) -> list[str]:
+    from builders.io import MANIFEST, split_dir
+    from builders.registry import load_registry
+
+    return [spec.name for spec in load_registry().tasks.values()
+            if (split_dir(built, spec.name, split) / MANIFEST).is_file()]
+
+
+def _export_pack(args: argparse.Namespace) -> int:
+    tasks = list(_names(args.tasks) or _built_tasks(args.built, args.split))
+    if not tasks:
+        raise ConfigError(f"no built {args.split!r} split under {args.built} (build one with "
+                          "build-task, or pass --built)")
+    try:
+        if args.command == "export-lmms-eval":
+            from harness.export_lmms_eval import write_lmms_eval_pack
+
+            out = write_lmms_eval_pack(args.built, args.out, tasks, args.split, args.export,
+                                       args.overwrite)
+        else:
+            from harness.export_vlmevalkit import write_vlmevalkit_pack
+
+            out = write_vlmevalkit_pack(args.built, args.out, tasks, args.split, args.overwrite)
+    except FileExistsError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"wrote {out}: {len(tasks)} task(s), split {args.split} ({', '.join(tasks)}); "
+          f"see {out}/README.md")
     return 0
 
 
@@ -329,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _write_report(_load(args), args.runs, args.force)
         commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
-                    "export": _export}
+                    "export": _export, "export-lmms-eval": _export_pack,
+                    "export-vlmevalkit": _export_pack, "rescore": _rescore,
+                    "export-predictions": _export_predictions}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -2,6 +2,12 @@
 
 Owns `Row`, `Section`, `Delta`, `TableConfig`, `Overrides`, `ConfigError`, `table_names` and
 `load_table`.
+
+Training modes: "single" (one model per task), "mixture" (one model on all tasks, evaluated on
+each) and "transfer" (one model trained on the task `train_set`, evaluated on every task: the
+generalisation tables; `train_set_source` says in words where that training data comes from).
+Reported rows (`[reported]`: name = source) are rows the toolkit does not run, such as the GRPO
+methods the paper quotes: the report prints the paper's numbers for them, marked "reported".
 Every name (backbone, task, method, config key, method field) is checked here, and an error names
 the valid choices, so nothing starts with a typo in it.
 """
@@ -11,22 +17,24 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from builders.registry import RegistryError, load_registry
-from harness.methods import MethodError, MethodSpec, get_method, scale_epochs
+from harness.methods import METHODS, MethodError, MethodSpec, get_method, scale_epochs
 from harness.names import BACKBONES
+from harness.protocol import ProtocolError, ZeroShotProtocol
 
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 TOP_KEYS = (
     "title", "training", "mixture", "checkpoint", "train_per_task", "backbones", "tasks",
-    "methods", "sections", "delta", "paper", "method_overrides",
+    "methods", "sections", "delta", "paper", "method_overrides", "train_set", "train_set_source",
+    "reported", "zero_shot",
 )
 SECTION_KEYS = ("title", "rows")
 DELTA_KEYS = ("method", "base", "label")
-TRAINING = ("single", "mixture")
+TRAINING = ("single", "mixture", "transfer")
 CHECKPOINTS = ("best", "final")
 
 
@@ -97,14 +105,30 @@ class TableConfig:
     paper: str
     limit: int | None
     source: Path
+    train_set: str | None = None  # transfer: the task whose train / val splits every cell trains on
+    train_set_source: str = ""  # transfer: where that training data comes from, in words
+    reported: dict[str, str] = field(default_factory=dict)  # row name -> source of its numbers
+    zero_shot: ZeroShotProtocol = field(default_factory=ZeroShotProtocol)  # untrained methods
 
     def cell_task(self, task: str) -> str:
-        """The cell that holds `task`'s results: the task's own, or the mixture's."""
+        """The cell that holds `task`'s results: the task's own, the mixture's or the train set's."""
+        if self.training == "transfer":
+            return self.train_set  # type: ignore[return-value]
         return self.mixture if self.mixture is not None else task
 
     def cell_tasks(self) -> tuple[str, ...]:
-        """The task keys of the cells: each task, or the one mixture."""
+        """The task keys of the cells: each task, the one mixture, or the one train set."""
         return tuple(dict.fromkeys(self.cell_task(t) for t in self.tasks))
+
+    def eval_tasks(self, cell_task: str) -> tuple[str, ...]:
+        """The tasks a cell evaluates: its own task, or all of the table's."""
+        return (cell_task,) if self.training == "single" else self.tasks
+
+    def train_tasks(self, cell_task: str) -> tuple[str, ...]:
+        """The tasks whose train / val splits a (trained) cell learns from."""
+        if self.training == "transfer":
+            return (self.train_set,)  # type: ignore[return-value]
+        return self.eval_tasks(cell_task)
 
 
 def table_names() -> list[str]:
@@ -160,6 +184,24 @@ def _tasks(names: Iterable[str], where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _reported(doc: Mapping[str, Any], paper: str, where: str) -> dict[str, str]:
+    """The table's reported rows (name -> source), each with the paper's numbers to print."""
+    from harness.paper import PAPER  # the paper's numbers: a small module, imported on use
+
+    table = doc.get("reported", {})
+    if not isinstance(table, Mapping) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError(f"{where}: [reported] maps a row name to the source of its numbers "
+                          "(name = \"source\")")
+    for name in table:
+        if name in METHODS:
+            raise ConfigError(f"{where} [reported]: {name!r} is a method this toolkit runs; "
+                              "give reported rows names of their own")
+        if not any(k[0] == paper and k[2] == name for k in PAPER):
+            raise ConfigError(f"{where} [reported]: harness/paper.py has no {paper!r} row "
+                              f"{name!r}; add the paper's numbers there")
+    return dict(table)
+
+
 def _method(name: str, where: str) -> MethodSpec:
     try:
         return get_method(name)
@@ -167,7 +209,9 @@ def _method(name: str, where: str) -> MethodSpec:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _sections(doc: Mapping[str, Any], where: str) -> tuple[Section, ...]:
+def _sections(
+    doc: Mapping[str, Any], where: str, reported: Mapping[str, str]
+) -> tuple[Section, ...]:
     if "sections" in doc and "methods" in doc:
         raise ConfigError(f"{where}: give `methods` or `sections`, not both")
     if "sections" not in doc:
@@ -182,10 +226,28 @@ def _sections(doc: Mapping[str, Any], where: str) -> tuple[Section, ...]:
         for row in sec.get("rows", []):
             if len(row) != 2:
                 raise ConfigError(f"{where}: a section row is [method, label], got {row!r}")
-            _method(row[0], where)
+            if row[0] not in reported:
+                _method(row[0], where)
             rows.append(Row(str(row[0]), str(row[1])))
         out.append(Section(str(sec.get("title", "")), tuple(rows)))
     return tuple(out)
+
+
+def _train_set(doc: Mapping[str, Any], training: str, where: str) -> tuple[str | None, str]:
+    """(train_set, train_set_source) of a transfer table; neither belongs to another mode."""
+    if training != "transfer":
+        if "train_set" in doc or "train_set_source" in doc:
+            raise ConfigError(f"{where}: `train_set` / `train_set_source` are for, and only for, "
+                              "training = \"transfer\"")
+        return None, ""
+    if not doc.get("train_set") or not str(doc.get("train_set_source", "")).strip():
+        raise ConfigError(f"{where}: training = \"transfer\" needs `train_set` (the task whose "
+                          "train / val splits every cell trains on) and `train_set_source` (where "
+                          "that data comes from, in words)")
+    (name,) = _tasks([doc["train_set"]], f"{where} train_set")
+    if "train" not in load_registry().resolve(name).sizes:
+        raise ConfigError(f"{where}: train_set {name!r} has no train split in tasks.toml")
+    return name, str(doc["train_set_source"]).strip()
 
 
 def _delta(doc: Mapping[str, Any], where: str) -> Delta | None:
@@ -265,16 +327,27 @@ def load_table(
 
     backbones = _backbones(overrides.backbones or doc["backbones"], "backbones")
     tasks = _tasks(overrides.tasks or doc["tasks"], "tasks")
-    sections = _sections(doc, where)
+    paper = str(doc.get("paper", path.stem))
+    reported = _reported(doc, paper, where)
+    train_set, train_set_source = _train_set(doc, training, where)
+    sections = _sections(doc, where, reported)
+    unplaced = sorted(set(reported) - {r.method for sec in sections for r in sec.rows})
+    if unplaced:
+        raise ConfigError(f"{where}: reported row(s) {', '.join(unplaced)} appear in no section")
     if overrides.methods is not None:
         for m in overrides.methods:
-            _method(m, "methods")
+            if m not in reported:
+                _method(m, "methods")
         sections = _select_rows(sections, tuple(dict.fromkeys(overrides.methods)))
-    names = dict.fromkeys(r.method for s in sections for r in s.rows)
+    names = dict.fromkeys(r.method for s in sections for r in s.rows if r.method not in reported)
     methods = {
         n: _resolve_method(n, doc, checkpoint, overrides, where) for n in names
     }
     delta = _delta(doc, where)
+    try:
+        zero_shot = ZeroShotProtocol.from_mapping(doc.get("zero_shot", {}), f"{where} [zero_shot]")
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
     if delta is not None and not {delta.method, delta.base} <= set(methods):
         delta = None  # a filtered table may lack one of the two rows
     return TableConfig(
@@ -288,7 +361,12 @@ def load_table(
         methods=methods,
         sections=sections,
         delta=delta,
-        paper=str(doc.get("paper", path.stem)),
+        paper=paper,
         limit=overrides.limit,
         source=path,
+        train_set=train_set,
+        train_set_source=train_set_source,
+        reported={k: v for k, v in reported.items()
+                  if any(r.method == k for sec in sections for r in sec.rows)},
+        zero_shot=zero_shot,
     )

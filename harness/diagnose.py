@@ -15,7 +15,9 @@ cell, or a `harness train` run) and a split of its tasks, it measures
   averaged over heads, layers and answer positions (`livr_core.attention`), plus the answer's
   mass on every other token kind;
 * pictures: latent-to-image attention over the input images of the first examples, and a t-SNE
-  of final-layer hidden states of latent / image / text positions of the first 50 examples.
+  of final-layer hidden states of latent / image / text positions of the first 50 evaluation
+  examples of EACH task (paper Sec. 4.5: "from the first 50 evaluation examples of each of the
+  six tasks"; `tsne_per="total"` keeps the first 50 of the whole list instead).
 
 Everything lands in `<run>/diagnostics/` (diagnostics.json and the PNGs) and a short summary is
 printed beside the paper's numbers where the backbone, task and method match
@@ -29,11 +31,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
+from builders.record import Record
 from harness.config import ConfigError
 from harness.executor import CellResult
 from harness.modeling import Prepared, generate_answers, generate_texts
@@ -66,13 +69,16 @@ LABELS = {
     "bottleneck": "bottleneck mask at test",
     "bottleneck_no_latents": "bottleneck, latents removed",
 }
-TSNE_KINDS = {TokenType.LATENT: "latent", TokenType.IMAGE: "image", TokenType.TEXT: "text"}
+# The paper's three colours: the question (PROMPT) and the chat scaffolding (TEXT) are both text.
+TSNE_KINDS = {TokenType.LATENT: "latent", TokenType.IMAGE: "image", TokenType.TEXT: "text",
+              TokenType.PROMPT: "text"}
 
 
 @dataclass(frozen=True)
 class DiagnoseConfig:
     overlays: int = 4  # examples drawn with latent-to-image attention maps
-    tsne_examples: int = 50  # paper App. C: the first 50 evaluation examples
+    tsne_examples: int = 50  # paper Sec. 4.5: the first 50 evaluation examples ...
+    tsne_per: Literal["task", "total"] = "task"  # ... of each task ("total": 50 in all)
     tsne_points_per_kind: int = 1000  # cap per kind: Barnes-Hut t-SNE stays within a minute
     invariance_examples: int = 8  # examples re-answered with noise images
     seed: int = 0  # noise images, point subsampling and t-SNE
@@ -81,6 +87,9 @@ class DiagnoseConfig:
         if self.overlays < 0 or min(self.tsne_examples, self.tsne_points_per_kind,
                                     self.invariance_examples) < 1:
             raise ConfigError("diagnose: --overlays must be >= 0 and --tsne-examples >= 1")
+        if self.tsne_per not in ("task", "total"):
+            raise ConfigError(f"diagnose: --tsne-per must be 'task' or 'total', not "
+                              f"{self.tsne_per!r}")
 
 
 def _score(data: SplitData, texts: dict[str, str]) -> dict[str, Any]:
@@ -182,6 +191,20 @@ def _hidden_states(
     return np.concatenate([f for f in features if len(f)]), kinds
 
 
+def tsne_records(data: SplitData, config: DiagnoseConfig) -> dict[str, list[Record]]:
+    """task -> the evaluation records whose hidden states the t-SNE shows: the first
+    `tsne_examples` of each evaluated task (`tsne_per="task"`), or the first `tsne_examples` of
+    all of them in task order (`"total"`; later tasks may get none)."""
+    left = config.tsne_examples
+    chosen = {}
+    for task in data.cell.eval_tasks:
+        rows = data.records("test", task)[: config.tsne_examples if config.tsne_per == "task"
+                                          else left]
+        left -= len(rows)
+        chosen[task] = rows
+    return chosen
+
+
 def _paper(loaded: LoadedRun) -> dict[str, dict[str, float]]:
     cell = loaded.cell
     return {
@@ -212,10 +235,14 @@ def diagnose(
 
     out.mkdir(parents=True, exist_ok=True)
     gold = to_samples(records, cell.method.image_twice, with_answer=True)
-    tsne_samples = samples[: config.tsne_examples]
+    tsne_chosen = tsne_records(data, config)
+    tsne_samples = to_samples([r for rows in tsne_chosen.values() for r in rows],
+                              cell.method.image_twice, with_answer=False)
     features, kinds = _hidden_states(loaded, tsne_samples, config.tsne_points_per_kind,
                                      config.seed)
-    tsne_title = (f"t-SNE of final-layer hidden states, first {len(tsne_samples)} examples\n"
+    per = (f"first {config.tsne_examples} of each task" if config.tsne_per == "task"
+           else f"first {config.tsne_examples}")
+    tsne_title = (f"t-SNE of final-layer hidden states, {len(tsne_samples)} examples ({per})\n"
                   f"{backbone_label(cell.backbone)}, {cell.method.label}")
     figures: dict[str, Any] = {
         "tsne": str(save_tsne(features, kinds, out / "tsne.png", tsne_title, config.seed)),
@@ -238,6 +265,7 @@ def diagnose(
         ),
         "attention": _answer_attention(loaded, gold) if has_latents else None,
         "figures": figures,
+        "tsne_examples": {task: len(rows) for task, rows in tsne_chosen.items()},
         "paper": _paper(loaded),
         "config": asdict(config),
     }

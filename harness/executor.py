@@ -58,6 +58,11 @@ class CellResult:
 class CellData:
     """The built splits of one cell, read lazily, with the cell's limits applied.
 
+    Reading goes through `builders.io.iter_records`: the split is checked against its manifest
+    (no missing, extra or truncated shard) and every shard read is checked against its sha256
+    and the manifest's ids, so a damaged split fails the cell with a message naming it and the
+    fix instead of training or scoring on part of it.
+
     Records come in split order (each split's first `limit` records; train also at most
     `train_per_task` per task); multi-task lists concatenate the tasks in table order, and
     shuffling them is the trainer's job (with `cell.seed`).

@@ -9,6 +9,7 @@ a defect, not a style choice.
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: headless machines and tests have no display
 
 import matplotlib.pyplot as plt  # after the backend is chosen
+
+from builders.atomic import atomic_write_bytes
 
 __all__ = ["plt", "save_figure", "texts_outside", "wrapped"]
 
@@ -57,8 +60,9 @@ def texts_outside(fig: plt.Figure) -> list[str]:
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Write `fig` as a PNG at `path` (folders made) and free it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    """Write `fig` as a PNG at `path` atomically (folders made) and free it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, buffer.getvalue())

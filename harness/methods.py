@@ -8,6 +8,11 @@ only the torch-free `livr_core.configs` is imported, so this module needs no tor
 
 Interpretations (the paper is short on some ablations; PROTOCOL.md section 1):
 * latents only: LIVR without stage 1, i.e. schedule (0, 10); it is also Table 4(b)'s (0,10) row.
+* +latent->prompt (Table 4(a)): the bottleneck plus the latents barred from the question (the
+  `Sample.prompt` tokens: "latents need to see the question to determine what visual information
+  to encode", Sec. 4.4.3); they keep the chat scaffolding before the images. The stricter reading
+  (latents barred from every text token, seeing only images and latents) is
+  `livr_mask_latent_no_text`, in no table.
 * mask only: no latents; stage 1 trains under MASK_ONLY (answer -> image barred, the prompt keeps
   image access), stage 2 causal; LIVR's (4, 6) schedule.
 * input image twice: direct SFT (LoRA, 10 epochs, causal, no latents) whose input gives each
@@ -37,7 +42,8 @@ LatentPosition = Literal["after_prompt", "before_prompt", "answer_start"]
 Objective = Literal["lm", "mirage"]
 Checkpoint = Literal["best", "final"]
 
-MASK_VARIANTS = ("CAUSAL", "BOTTLENECK", "ANSWER_ONLY", "BOTTLENECK_LATENTS_NO_PROMPT", "MASK_ONLY")
+MASK_VARIANTS = ("CAUSAL", "BOTTLENECK", "ANSWER_ONLY", "BOTTLENECK_LATENTS_NO_PROMPT",
+                 "BOTTLENECK_LATENTS_NO_TEXT", "MASK_ONLY")
 FINETUNE_MODES = ("none", "lora", "full", "latent_rows")
 OBJECTIVES = ("lm", "mirage")
 
@@ -169,8 +175,12 @@ METHODS: dict[str, MethodSpec] = {
         _livr("livr_mask_answer_only", "ans->vis only", "stage 1 bars answer->image only",
               stage1_mask="ANSWER_ONLY"),
         _livr("livr_mask_latent_no_prompt", "+latent->prompt",
-              "stage 1 bottleneck plus latent->prompt barred",
+              "stage 1 bottleneck plus latent->question barred (chat scaffolding kept)",
               stage1_mask="BOTTLENECK_LATENTS_NO_PROMPT"),
+        # Not in the paper's table: the stricter reading, latents see only images and latents.
+        _livr("livr_mask_latent_no_text", "+latent->text (strict)",
+              "stage 1 bottleneck plus latent->every text token barred",
+              stage1_mask="BOTTLENECK_LATENTS_NO_TEXT"),
         # Table 4(b): stage splits (S1, S2); (0,10) is `latents_only`, (4,6) is `livr`.
         *(_livr(f"livr_s{s1}_{s2}", f"({s1},{s2})", f"LIVR with {s1} + {s2} epochs",
                 epochs=(s1, s2)) for s1, s2 in ((2, 8), (6, 4), (8, 2))),

@@ -1,7 +1,10 @@
 """Scoring: per-example correctness and per-task metrics, macro mean and reference baselines.
 
 Owns `Item`, `Scored`, `TaskMetrics`, `score`, `task_metrics`, `macro_mean`, `random_baseline`
-and `constant_baseline`. Parsing lives in `harness.parsing`.
+and `constant_baseline`. Parsing lives in `harness.parsing`; every task's metrics record the
+`PARSER_VERSION` that read its answers (and the judge, if one was used), and each predictions
+row keeps the item's letters and option texts, so `harness rescore` can re-read the saved raw
+outputs with a newer parser without the built data or a model.
 
 Rules: accuracy is exact match of the parsed answer with the gold one, in % (the paper's metric);
 an unparseable or missing output is scored wrong and counted as a parse failure, never skipped.
@@ -22,7 +25,7 @@ from typing import Any
 
 from builders.record import Record
 from builders.registry import LETTERS, TaskSpec
-from harness.parsing import parse_choice, parse_count
+from harness.parsing import PARSER_VERSION, Judge, parse_choice, parse_count
 
 FAIL = "fail"  # histogram key of unparseable outputs
 
@@ -61,24 +64,39 @@ class Scored:
     parsed: str | None  # "(B)" / "7"; None = parse failure
     gold: str
     correct: bool
+    letters: str = ""  # the item's valid letters ("AB"); empty for counting
+    choices: tuple[str, ...] = ()  # the option texts the parser matched against
     variants: dict[str, bool] | None = None  # correctness under each scoring rule (plans)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        for key in ("letters", "choices"):  # counting rows have neither: keep them short
+            if not row[key]:
+                del row[key]
+        return row
 
 
-def score(item: Item, raw: str) -> Scored:
+def score(item: Item, raw: str, judge: Judge | None = None) -> Scored:
+    """One output parsed and compared with the gold answer; `judge` (an MCQ fallback for
+    outputs the rules cannot read, `harness.parsing.Judge`) is off by default."""
     if item.answer_type == "plan":
         from harness.vsp_scoring import score_plan  # imports this module
 
         return score_plan(item, raw)
     if item.answer_type == "mcq":
-        letter = parse_choice(raw, item.letters, item.choices)
+        letter = parse_choice(raw, item.letters, item.choices, judge)
         parsed = f"({letter})" if letter else None
-    else:
+    elif item.answer_type == "open":
         count = parse_count(raw)
         parsed = str(count) if count is not None else None
-    return Scored(item.idx, item.task, raw, parsed, item.gold, parsed == item.gold)
+    else:
+        # The generalisation benchmarks' answer types (yes/no, point, free text).
+        from harness.benchmarks import parse_answer
+
+        parsed, correct = parse_answer(item, raw)
+        return Scored(item.idx, item.task, raw, parsed, item.gold, correct)
+    return Scored(item.idx, item.task, raw, parsed, item.gold, parsed == item.gold,
+                  item.letters, item.choices)
 
 
 @dataclass(frozen=True)
@@ -99,6 +117,8 @@ class TaskMetrics:
     valid_rate: float | None = None  # counting only
     missing: int = 0  # test records the executor returned no text for (scored as failures)
     variants: dict[str, float] | None = None  # % correct under each scoring rule (plans)
+    parser_version: int | None = None  # harness.parsing.PARSER_VERSION; None: not recorded
+    judge: str | None = None  # "module:function" of a judge fallback, if one was used
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +139,10 @@ def random_baseline(spec: TaskSpec) -> float:
         return 0.0
     if spec.answer_type == "mcq":
         return _pct(1, spec.num_options)
+    if spec.answer_type != "open":
+        from harness.benchmarks import random_baseline as benchmark_baseline
+
+        return benchmark_baseline(spec)
     low, high = int(spec.params.get("min_count", 2)), int(spec.params.get("max_count", 10))
     return _pct(1, high - low + 1)
 
@@ -141,7 +165,9 @@ def sorted_hist(hist: Mapping[str, int]) -> dict[str, int]:
     return dict(sorted(hist.items(), key=lambda kv: answer_order(kv[0])))
 
 
-def task_metrics(scored: Sequence[Scored], spec: TaskSpec, missing: int = 0) -> TaskMetrics:
+def task_metrics(
+    scored: Sequence[Scored], spec: TaskSpec, missing: int = 0, judge: str | None = None
+) -> TaskMetrics:
     n = len(scored)
     failures = sum(s.parsed is None for s in scored)
     constant, constant_acc = constant_baseline(s.gold for s in scored)
@@ -168,6 +194,8 @@ def task_metrics(scored: Sequence[Scored], spec: TaskSpec, missing: int = 0) -> 
         pred_hist=sorted_hist(Counter(s.parsed or FAIL for s in scored)),
         gold_hist=sorted_hist(Counter(s.gold for s in scored)),
         missing=missing,
+        parser_version=PARSER_VERSION,
+        judge=judge,
         **extra,
     )
 

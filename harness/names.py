@@ -13,13 +13,14 @@ BACKBONES: dict[str, str] = {
     "qwen2.5-vl-3b": "Qwen2.5-VL-3B",
     "qwen3-vl-4b": "Qwen3-VL-4B",
     "llava-onevision-1.5-4b": "LLaVA-OV-1.5-4B",
+    "qwen2.5-vl-7b": "Qwen2.5-VL-7B",
     # Tiny random-initialised backbones built in code: tests and the demo.
     "tiny-qwen2.5-vl": "tiny-Qwen2.5-VL",
     "tiny-qwen3-vl": "tiny-Qwen3-VL",
     "tiny-llava": "tiny-LLaVA",
 }
 
-# Column names of PROTOCOL.md section 3, in the paper's order.
+# Column names of PROTOCOL.md section 3, in the paper's order, then those of the comparison tables.
 TASK_LABELS: dict[str, str] = {
     "counting": "Count",
     "jigsaw": "Jigsaw",
@@ -31,6 +32,15 @@ TASK_LABELS: dict[str, str] = {
     "relative_reflectance": "RelRefl",
     "visual_similarity": "VisSim",
     "vsp": "VSP",  # Mirage comparison (Sec. 4.3)
+    # The generalisation benchmarks and training sets (the comparison tables' column names).
+    "sat": "SAT Val",
+    "blink3": "BLINK-3",
+    "robospatial": "RoboSpatial",
+    "robospatial_context": "RoboSpatial-Ctx",
+    "mmvp": "MMVP",
+    "vstar": "V*",
+    "blink5": "BLINK-5",
+    "visualcot": "Visual-CoT",
 }
 
 

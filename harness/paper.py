@@ -6,6 +6,10 @@ names; "mean" where the paper prints a Mean), `DIAGNOSTICS` (Sec. 4.4.1), `paper
 repeats the single-task numbers; 61.16 and 66.40 are not k/139 or k/146). Method "mirage" is the
 Mirage method itself (`harness.methods`, `livr_core.mirage`); 48.60 on BLINK's 150 Jigsaw items
 is not k/150 (perhaps a mean over runs).
+
+The two comparison tables of the project page and the paper (Tables 3 and 4 there, our "spatial"
+and "broad"; issue 15): every row but LIVR's is quoted by LIVR from ViGoRL (spatial) or LVR
+(broad); the rows this toolkit cannot run (RL methods) are the tables' `[reported]` rows.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ T2 = (
 )
 T34 = ("localization", "semantic_correspondence", "functional_correspondence")  # no Mean printed
 MIRAGE = ("jigsaw", "vsp")  # VSP: Visual Spatial Planning in Mirage's format (tasks.toml [vsp])
+SPATIAL = ("sat", "blink3", "robospatial")  # SAT Val, BLINK-3, RoboSpatial
+BROAD = ("mmvp", "vstar", "blink5")  # MMVP, V*, BLINK-5
 
 Q25, Q3, LV = "qwen2.5-vl-3b", "qwen3-vl-4b", "llava-onevision-1.5-4b"
+Q25_7B = "qwen2.5-vl-7b"
 ZS, SFT = "zero_shot", "direct_sft"
 
 # (paper table, backbone, method, columns, values as printed)
@@ -66,10 +73,28 @@ _ROWS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ("mirage", Q25, "zero_shot", MIRAGE, "49.33 6.00"),
     ("mirage", Q25, "mirage", MIRAGE, "48.60 46.00"),
     ("mirage", Q25, "livr_mirage", MIRAGE, "68.00 66.00"),
+    # Spatial reasoning generalisation (paper Table 3), Qwen2.5-VL-3B trained on SAT-32k; all rows
+    # but LIVR's from ViGoRL (its Table 2; Text-CoT = its "- Grounded" ablation, no RoboSpatial).
+    ("spatial", Q25, ZS, SPATIAL, "46.1 44.4 54.4"),
+    ("spatial", Q25, SFT, SPATIAL, "58.3 46.4 62.3"),
+    ("spatial", Q25, "vanilla_grpo", SPATIAL, "50.0 46.5 69.7"),
+    ("spatial", Q25, "text_cot_grpo", SPATIAL, "58.7 45.4 -"),
+    ("spatial", Q25, "vigorl", SPATIAL, "62.9 48.5 67.1"),
+    ("spatial", Q25, "livr", SPATIAL, "85.6 59.5 66.7"),
+    # Broader visual reasoning (paper Table 4), Qwen2.5-VL-7B trained on Visual-CoT; all rows but
+    # LIVR's from LVR (its Table 1; LVR-7B is its 16-step row).
+    ("broad", Q25_7B, ZS, BROAD, "66.7 78.5 53.66"),
+    ("broad", Q25_7B, "papo", BROAD, "54.3 36.1 54.81"),
+    ("broad", Q25_7B, "vision_r1", BROAD, "46.7 70.2 42.76"),
+    ("broad", Q25_7B, "pixelreasoner", BROAD, "67.0 80.1 54.52"),
+    ("broad", Q25_7B, "lvr", BROAD, "71.7 80.6 55.37"),
+    ("broad", Q25_7B, "livr", BROAD, "75.3 80.1 54.28"),
 )
 
 PAPER: dict[tuple[str, str, str], dict[str, float]] = {
-    (table, backbone, method): dict(zip(columns, map(float, values.split()), strict=True))
+    (table, backbone, method): {
+        c: float(v) for c, v in zip(columns, values.split(), strict=True) if v != "-"
+    }
     for table, backbone, method, columns, values in _ROWS
 }
 

@@ -1,9 +1,14 @@
 """From a table config and a built-data folder to the list of cells to run, with their cost.
 
 Owns `Cell`, `CellCost`, `MissingSplitsError`, `plan_cells`, `parse_shard`, `shard_cells` and
-`format_plan`. Planning reads only the split manifests (sizes and content digests), never the
-Parquet data, so `--dry-run` is instant and a missing split is reported, with every other missing
-one, before anything runs.
+`format_plan`. Planning reads the split manifests and hashes the shard files (never decodes the
+Parquet data), so `--dry-run` stays fast and a missing or damaged split is reported, with every
+other one, before anything runs.
+
+Every split a plan needs is checked whole against its manifest (`builders.io.split_digest`: every
+shard present, of its recorded size and sha256, nothing extra), and the cell hash takes the digest
+of the shards' content, so a changed, damaged or swapped shard is either refused before anything
+runs or makes a different cell, never a stale result under the old hash.
 
 Sharding: `--shard i/n` (0 <= i < n) partitions ALL cells of the plan, finished or not, so every
 machine sharing the run store computes the same partition whatever the store holds. Cells are
@@ -13,14 +18,19 @@ which balances GPU time better than round-robin and is deterministic.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from builders.io import MANIFEST, split_dir
+from builders.io import (
+    MANIFEST,
+    SplitDamagedError,
+    SplitNotFoundError,
+    split_digest,
+    split_dir,
+    verify_split,
+)
 from harness.cells import CellConfig
 from harness.config import ConfigError, TableConfig
 
@@ -71,18 +81,14 @@ class _SplitInfo:
 
 
 def _split_info(built: Path, task: str, split: str) -> _SplitInfo | None:
-    path = split_dir(built, task, split) / MANIFEST
-    if not path.is_file():
+    """Size and content digest of a split, checked whole; None when it is not built. A damaged
+    split raises `SplitDamagedError`."""
+    path = split_dir(built, task, split)
+    try:
+        manifest = verify_split(path)
+    except SplitNotFoundError:
         return None
-    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    # The records list (idx, answer, image hashes) is the split's content; the rest of the
-    # manifest (package version, tasks.toml hash) may change without the data changing.
-    content = manifest.get("records", manifest)
-    digest = hashlib.sha256(
-        json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    n = int(manifest.get("n", len(manifest.get("records", []))))
-    return _SplitInfo(n, digest)
+    return _SplitInfo(int(manifest["n"]), split_digest(path))
 
 
 def _needed_splits(config: CellConfig) -> list[tuple[str, str]]:
@@ -119,29 +125,39 @@ def plan_cells(
     built = Path(built)
     infos: dict[tuple[str, str], _SplitInfo] = {}
     missing: set[tuple[str, str]] = set()
+    damaged: dict[tuple[str, str], str] = {}
     cells: list[Cell] = []
     for backbone in table.backbones:
         for task in table.cell_tasks():
             for method in table.methods.values():
-                tasks = table.tasks if table.training == "mixture" else (task,)
                 config = CellConfig(
                     table=table.name, backbone=backbone, task=task, method=method,
-                    train_tasks=tasks if method.trained else (), eval_tasks=tasks,
+                    train_tasks=table.train_tasks(task) if method.trained else (),
+                    eval_tasks=table.eval_tasks(task),
                     limit=table.limit, train_per_task=table.train_per_task,
                     executor=dict(executor or {}),
+                    **({} if method.trained else {"protocol": table.zero_shot}),
                 )
                 needed = _needed_splits(config)
                 for key in needed:
-                    if key not in infos and key not in missing:
-                        info = _split_info(built, *key)
+                    if key not in infos and key not in missing and key not in damaged:
+                        try:
+                            info = _split_info(built, *key)
+                        except SplitDamagedError as exc:
+                            damaged[key] = str(exc)
+                            continue
                         if info is None:
                             missing.add(key)
                         else:
                             infos[key] = info
-                if missing.intersection(needed):
-                    continue  # reported below, with every other missing split
+                if missing.intersection(needed) or damaged.keys() & set(needed):
+                    continue  # reported below, with every other missing or damaged split
                 data = {f"{t}/{s}": infos[(t, s)].digest for t, s in needed}
                 cells.append(Cell(replace(config, data=data), _cost(config, infos)))
+    if damaged:
+        raise MissingSplitsError(
+            f"table {table.name!r} needs built splits that do not match their manifests "
+            f"(nothing was run):\n" + "\n".join(damaged[k] for k in sorted(damaged)))
     if missing:
         lines = "\n".join(f"  {split_dir(built, t, s)}/{MANIFEST}" for t, s in sorted(missing))
         hints = "\n".join(

@@ -15,6 +15,15 @@ underline added on a TTY), each format with a legend. Every table is titled by i
 "Baselines" block on top gives the random-choice accuracy and the best constant answer on the
 same test answers. The report reads cells by path; `harness run` has already refused folders
 holding another config, so what it finds is what the table planned.
+
+Reported rows (a table's `[reported]`: methods the toolkit does not run) show the paper's number
+after the word "reported" ("reported (62.90)"), take no style and no Mean; their sources, and a
+transfer table's training set, are listed under the table as notes. The random-choice baseline of
+a task whose questions carry their own options is the cells' per-question chance.
+
+A cell whose files cannot be read shows "damaged" and its file and fault are listed under the
+table (`problems`); the other cells are reported as usual. Every report file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -27,16 +36,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from builders.atomic import atomic_write_text
 from builders.registry import load_registry
 from harness.config import TableConfig
 from harness.metrics import macro_mean, random_baseline, sorted_hist
 from harness.names import backbone_label, task_label
 from harness.paper import paper_scores
-from harness.store import DONE, NEW, RunStore
+from harness.store import DAMAGED, DAMAGED_FIX, DONE, NEW, RunStore
 
 MEAN = "mean"
 Style = Literal["", "best", "second"]
-Kind = Literal["method", "delta", "baseline"]
+Kind = Literal["method", "delta", "baseline", "reported"]
+REPORTED = "reported"  # the status of a reported row's values
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,9 @@ class TableReport:
     columns: tuple[str, ...]  # task names, then "mean"
     blocks: tuple[Block, ...]
     n: dict[str, str]  # task -> evaluated N ("528", or "50/528" when cells differ)
+    notes: tuple[str, ...] = ()  # lines under the table: training set, sources of reported rows
+    parsers: str = ""  # which harness.parsing version(s) read the answers (harness rescore)
+    problems: tuple[str, ...] = ()  # damaged cell files, each named with its fault
 
     def column_label(self, column: str) -> str:
         return "Mean" if column == MEAN else task_label(column)
@@ -80,16 +94,20 @@ class TableReport:
 
 
 def _method_row(
-    table: TableConfig, store: RunStore, backbone: str, method: str, label: str, metric: str
+    table: TableConfig, store: RunStore, backbone: str, method: str, label: str, metric: str,
+    problems: dict[str, None],
 ) -> ReportRow:
+    """One method's row; the files of damaged cells are added to `problems` (ordered set)."""
     paper = paper_scores(table.paper, backbone, method) if metric == "accuracy" else None
     paper = paper or {}
     values: dict[str, Value] = {}
     details: dict[str, dict[str, Any]] = {}
     for task in table.tasks:
         key = (table.name, backbone, table.cell_task(task), method)
-        metrics = store.load_metrics(key)
         state = store.state(key)
+        metrics = store.load_metrics(key)
+        if state is not None and state.status == DAMAGED:
+            problems[state.problem] = None
         task_metrics = (metrics or {}).get("tasks", {}).get(task)
         if task_metrics is not None:
             details[task] = task_metrics
@@ -102,6 +120,23 @@ def _method_row(
     paper_mean = paper.get(MEAN) if set(paper) - {MEAN} == set(table.tasks) else None
     values[MEAN] = Value(macro_mean(values[t].ours for t in table.tasks), paper_mean)
     return ReportRow("method", label, method, values, details)
+
+
+def _reported_row(table: TableConfig, backbone: str, method: str, label: str) -> ReportRow:
+    """A row the toolkit does not run: the paper's numbers only."""
+    paper = paper_scores(table.paper, backbone, method) or {}
+    values = {t: Value(None, paper.get(t), REPORTED) for t in table.tasks}
+    values[MEAN] = Value(None, None, REPORTED)
+    return ReportRow("reported", label, method, values)
+
+
+def _notes(table: TableConfig) -> tuple[str, ...]:
+    notes = [f"Trained on: {table.train_set_source}"] if table.training == "transfer" else []
+    labels = {r.method: r.label for s in table.sections for r in s.rows}
+    if table.reported:
+        notes.append("reported: rows this toolkit does not run; the paper's numbers, from")
+        notes += [f"  {labels[m]}: {src}" for m, src in table.reported.items()]
+    return tuple(notes)
 
 
 def _delta_row(row: ReportRow, base: ReportRow, label: str) -> ReportRow:
@@ -135,12 +170,19 @@ def _styled(rows: list[ReportRow], columns: Sequence[str]) -> list[ReportRow]:
 
 def _baselines(table: TableConfig, method_rows: Sequence[ReportRow]) -> Block:
     registry = load_registry()
-    random_values = {t: Value(random_baseline(registry.resolve(t))) for t in table.tasks}
-    random_values[MEAN] = Value(macro_mean(v.ours for v in random_values.values()))
+    random_values: dict[str, Value] = {}
     constant: dict[str, Value] = {}
     for task in table.tasks:
         found = next((r.details[task] for r in method_rows if task in r.details), None)
+        # A cell measured chance over its own questions (per-question options); else the task's,
+        # unknown until a cell ran when each question has its own options (tasks.toml 0).
+        spec = registry.resolve(task)
+        per_question = spec.answer_type == "mcq" and not spec.num_options
+        chance = (found["random_baseline"] if found
+                  else None if per_question else random_baseline(spec))
+        random_values[task] = Value(chance)
         constant[task] = Value(found["constant_baseline"] if found else None)
+    random_values[MEAN] = Value(macro_mean(random_values[t].ours for t in table.tasks))
     constant[MEAN] = Value(macro_mean(constant[t].ours for t in table.tasks))
     return Block(None, "Baselines", (
         ReportRow("baseline", "Random choice", None, random_values),
@@ -178,11 +220,15 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
     columns = (*table.tasks, MEAN)
     blocks: list[Block] = []
     all_rows: list[ReportRow] = []
+    problems: dict[str, None] = {}
     for backbone in table.backbones:
         for section in table.sections:
             rows: list[ReportRow] = []
             for r in section.rows:
-                row = _method_row(table, store, backbone, r.method, r.label, metric)
+                if r.method in table.reported:
+                    rows.append(_reported_row(table, backbone, r.method, r.label))
+                    continue
+                row = _method_row(table, store, backbone, r.method, r.label, metric, problems)
                 rows.append(row)
                 all_rows.append(row)
                 delta = table.delta if metric == "accuracy" else None
@@ -190,7 +236,7 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
                     base = next((x for x in section.rows if x.method == delta.base), None)
                     if base is not None:
                         base_row = _method_row(table, store, backbone, base.method, base.label,
-                                               metric)
+                                               metric, problems)
                         rows.append(_delta_row(row, base_row, delta.label))
             # Higher is better only for accuracy; rates such as parse failures are not ranked.
             styled = _styled(rows, columns) if metric == "accuracy" else rows
@@ -198,8 +244,19 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
     if metric == "accuracy":
         blocks.insert(0, _baselines(table, all_rows))
     return TableReport(table.name, metric_title(table.title, metric), metric, columns,
-                       tuple(blocks),
-                       _evaluated_n(table, all_rows))
+                       tuple(blocks), _evaluated_n(table, all_rows), _notes(table),
+                       _parsers(all_rows), tuple(problems))
+
+
+def _parsers(rows: Sequence[ReportRow]) -> str:
+    """The parser version(s) (and judge) that scored the shown cells, for the footer."""
+    found = {(d.get("parser_version"), d.get("judge")) for r in rows for d in r.details.values()}
+    if not found:
+        return ""
+    names = sorted(f"{v if v is not None else 'unrecorded (before 2)'}"
+                   + (f" with judge {j}" if j else "") for v, j in found)
+    mixed = " (mixed: `harness rescore` re-reads them all)" if len(names) > 1 else ""
+    return f"Answers parsed by harness.parsing version {', '.join(names)}{mixed}."
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -213,6 +270,9 @@ def _number(x: float | None, signed: bool) -> str:
 
 def _cell_text(v: Value, kind: Kind, mark: Callable[[str, Style], str]) -> str:
     signed = kind == "delta"
+    if v.status == REPORTED:
+        reported = mark(REPORTED, "")
+        return mark("-", "") if v.paper is None else f"{reported} ({_number(v.paper, signed)})"
     if v.ours is None and v.status not in (DONE, NEW):
         ours = mark(v.status, "")  # failed / interrupted / running: say so rather than "-"
     else:
@@ -290,13 +350,21 @@ def render_text(report: TableReport, color: bool = False) -> str:
             for i, (p, s, w) in enumerate(zip(cells, styled, widths))
         ).rstrip())
     lines += [rule, *_footer(report, f"{TEXT_MARKS['best']} best, {TEXT_MARKS['second']} second "
-                                      "best")]
+                                      "best"), *_problem_lines(report)]
     return "\n".join(lines) + "\n"
+
+
+def _problem_lines(report: TableReport) -> list[str]:
+    if not report.problems:
+        return []
+    head = f'Damaged cells, shown as "damaged" ({DAMAGED_FIX}):'
+    return [head, *(f"- {p}" for p in report.problems)]
 
 
 def _footer(report: TableReport, marks: str) -> list[str]:
     """Lines under a table: what the values are, what the marks mean (when any is shown), the
-    evaluated N. Only what the table shows is explained."""
+    evaluated N, the parser version and the table's notes. Only what the table shows is
+    explained."""
     what = [f"Values: {METRIC_LABELS.get(report.metric, f'{report.metric} (%)')}"]
     if _has_paper(report):
         what.append("in parentheses: the paper's number")
@@ -307,7 +375,9 @@ def _footer(report: TableReport, marks: str) -> list[str]:
         lines.append(f"Marks: {marks} of each column within a block (our numbers; ties share "
                      "a mark).")
     n = ", ".join(f"{task_label(t)} {v}" for t, v in report.n.items())
-    return lines + [f"Evaluated N (test examples): {n}."]
+    lines.append(f"Evaluated N (test examples): {n}." + (f" {report.parsers}" if report.parsers
+                                                          else ""))
+    return lines + list(report.notes)
 
 
 def render_markdown(report: TableReport, extra: Sequence[TableReport] = ()) -> str:
@@ -322,7 +392,9 @@ def render_markdown(report: TableReport, extra: Sequence[TableReport] = ()) -> s
                "|" + "|".join(["---", "---"] + ["---:"] * len(rep.columns)) + "|"]
         out += ["| " + " | ".join(r) + " |" for r in grid[1:]]
         footer = _footer(rep, "**bold** best, <u>underlined</u> second best")
-        return out + [line for f in footer for line in ("", f)] + [""]
+        problems = _problem_lines(rep)
+        return out + [line for f in footer for line in ("", f)] + (
+            [""] + problems if problems else []) + [""]
 
     lines = table_md(report, f"## {report.title}")
     for rep in extra:
@@ -407,7 +479,10 @@ def render_latex(report: TableReport) -> str:
 
 
 def render_json(report: TableReport) -> str:
-    return json.dumps(asdict(report), indent=2, sort_keys=True) + "\n"
+    data = asdict(report)
+    if not data["notes"]:
+        del data["notes"]  # tables without notes keep their JSON as it was
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 # --- never an emptier report ------------------------------------------------------------------
@@ -461,12 +536,6 @@ def write_reports(
         "report.tex": render_latex(report),
         "report.json": render_json(report),
     }
-    paths = []
-    for name, text in outputs.items():
-        path = folder / name
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        paths.append(path)
+    paths = [atomic_write_text(folder / name, text) for name, text in outputs.items()]
     paths.append(plot_report(report, folder / "chart.png"))
     return paths

@@ -1,7 +1,7 @@
 """A single run outside a table: `harness train` writes one, `eval` and `diagnose` read any back.
 
-Owns `FolderStore`, `single_cell`, `read_cell`, `LoadedRun`, `load_run`, `SplitData` and
-`evaluate_run`. A run folder is a cell folder (`harness.store`): config.json, status.json,
+Owns `FolderStore`, `single_cell`, `read_cell`, `LoadedRun`, `load_run`, `SplitData`,
+`evaluate_run` and `write_evaluation`. A run folder is a cell folder (`harness.store`): config.json, status.json,
 metrics.json, predictions.jsonl, checkpoints/ (best/, final/ and the resumable checkpoints), so
 `eval` and `diagnose` work the same on `harness train --out DIR` and on any cell of a table.
 
@@ -10,15 +10,19 @@ which are re-applied to the named method, and the rebuilt config must hash to th
 The model is then rebuilt with the run's own settings (dtype, pixel budget, max_new_tokens,
 precision, from the executor fingerprint in config.json) and its selected weights (best/ when
 the cell keeps the best checkpoint and it exists, else final/; `livr_core.trainer` picks alike).
+A run folder's file that cannot be read (bad JSON, a missing field) is a `ConfigError` naming
+the file, never a traceback; evaluation results are written atomically.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from builders.atomic import atomic_write_json, atomic_write_text
 from builders.io import MANIFEST, split_dir
 from builders.record import Record
 from harness.cells import CellConfig
@@ -27,9 +31,14 @@ from harness.executor import CellData, CellResult
 from harness.methods import MethodError, get_method
 from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
 from harness.plan import Cell, plan_cells
+from harness.protocol import (
+    ProtocolError,
+    ZeroShotProtocol,
+    generation_options,
+    generation_samples,
+)
 from harness.runner import score_cell
-from harness.samples import to_samples
-from harness.store import CHECKPOINTS, CONFIG, METRICS, Key, RunStore
+from harness.store import CHECKPOINTS, CONFIG, METRICS, DamagedFile, Key, RunStore, read_json
 
 SINGLE_TABLE = "train"  # the table name recorded in a `harness train` run's config
 
@@ -69,27 +78,38 @@ def single_cell(
     return plan_cells(table, built, executor)[0]
 
 
+def _protocol(stored: dict[str, Any], path: Path) -> ZeroShotProtocol:
+    try:
+        return ZeroShotProtocol.from_mapping(stored.get("zero_shot") or {}, f"{path} zero_shot")
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def read_cell(run_dir: Path) -> CellConfig:
     """The cell config stored in `run_dir`/config.json, rebuilt exactly (hash checked)."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG})")
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    changes = dict(stored["method"])
-    if changes.get("checkpoint") == "none":  # untrained cells store the rule as "none"
-        del changes["checkpoint"]
     try:
+        stored = read_json(path, {"method": dict, "method_name": str, "hash": str})
+        changes = dict(stored["method"])
+        if changes.get("checkpoint") == "none":  # untrained cells store the rule as "none"
+            del changes["checkpoint"]
         method = get_method(stored["method_name"]).with_changes(
             label=stored["method_label"], **changes
         )
-    except MethodError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    cell = CellConfig(
-        table=stored["table"], backbone=stored["backbone"], task=stored["task"], method=method,
-        train_tasks=tuple(stored["train_tasks"]), eval_tasks=tuple(stored["eval_tasks"]),
-        limit=stored["limit"], train_per_task=stored["train_per_task"], seed=stored["seed"],
-        data=stored["data"], executor=stored["executor"],
-    )
+        cell = CellConfig(
+            table=stored["table"], backbone=stored["backbone"], task=stored["task"],
+            method=method, train_tasks=tuple(stored["train_tasks"]),
+            eval_tasks=tuple(stored["eval_tasks"]), limit=stored["limit"],
+            train_per_task=stored["train_per_task"], seed=stored["seed"], data=stored["data"],
+            executor=stored["executor"], protocol=_protocol(stored, path),
+        )
+    except DamagedFile as exc:
+        raise ConfigError(f"{exc}: cannot rebuild the run") from None
+    except (MethodError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a cell config of this harness ({type(exc).__name__}: "
+                          f"{exc})") from None
     if cell.hash != stored["hash"]:
         raise ConfigError(f"{path} does not rebuild to its own hash {stored['hash']}: it was "
                           "written by another version of the harness")
@@ -101,8 +121,12 @@ def stored_built(run_dir: Path) -> Path | None:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return None
-    built = json.loads(path.read_text(encoding="utf-8")).get("executor_info", {}).get("built")
-    return Path(built) if built else None
+    try:
+        info = read_json(path, {"executor_info": dict})["executor_info"]
+    except DamagedFile as exc:
+        raise ConfigError(f"{exc}; pass --built to say where the run's data is") from None
+    built = info.get("built")
+    return Path(built) if isinstance(built, str) and built else None
 
 
 @dataclass
@@ -169,8 +193,20 @@ def evaluate_run(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """predictions.jsonl rows and metrics of the run's greedy answers on `data`, scored as
     `harness run` scores a cell."""
-    samples = to_samples(data.test(), loaded.cell.method.image_twice, with_answer=False)
-    texts = generate_texts(loaded.prepared, samples, loaded.options)
+    samples = generation_samples(data.cell, data)  # a zero-shot run: asked as its protocol says
+    options = generation_options(data.cell, loaded.options)
+    texts = generate_texts(loaded.prepared, samples, options)
     predictions, metrics = score_cell(data.cell, data, CellResult(texts))
     metrics["split"] = data.split
     return predictions, metrics
+
+
+def write_evaluation(
+    out: Path, predictions: Sequence[dict[str, Any]], metrics: dict[str, Any]
+) -> Path:
+    """`out`/metrics.json and predictions.jsonl of `harness eval`, each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "predictions.jsonl", "".join(
+        json.dumps(p, sort_keys=True, ensure_ascii=False) + "\n" for p in predictions))
+    atomic_write_json(out / "metrics.json", metrics)
+    return out

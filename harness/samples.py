@@ -28,8 +28,13 @@ from livr_core.encoding import Sample
 
 
 def record_images(record: Record, image_twice: bool = False) -> list[Image.Image]:
-    """The record's images in prompt order (each repeated once more in place if `image_twice`)."""
-    images = [decode_bytes(data) for data in record.images]
+    """The record's images in prompt order (each repeated once more in place if `image_twice`).
+
+    Decoded by the builders' one loader, so the pixel cap holds here too; an image that cannot
+    be decoded raises `UnreadableImage` naming the record and the image's position (the cell
+    fails with that message: dropping a test example would change the score)."""
+    images = [decode_bytes(data, f"record {record.idx} of {record.task}/{record.split}, image "
+                                 f"{i + 1}") for i, data in enumerate(record.images)]
     return [im for im in images for _ in range(2)] if image_twice else images
 
 

@@ -153,7 +153,7 @@ class LivrExecutor:
 
     def _run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
         from harness.modeling import generate_texts, prepare
-        from harness.samples import to_samples
+        from harness.protocol import generation_options, generation_samples
 
         start = time.perf_counter()
         options = answer_budget(self.options, (*cell.train_tasks, *cell.eval_tasks))
@@ -166,8 +166,8 @@ class LivrExecutor:
         if cell.method.trained:
             info.update(self._train(cell, data, folder, prepared, options))
         tested = time.perf_counter()
-        samples = to_samples(data.test(), cell.method.image_twice, with_answer=False)
-        texts = generate_texts(prepared, samples, options)
+        samples = generation_samples(cell, data)  # a zero-shot cell: asked as its protocol says
+        texts = generate_texts(prepared, samples, generation_options(cell, options))
         info["test_seconds"] = round(time.perf_counter() - tested, 3)
         info["total_seconds"] = round(time.perf_counter() - start, 3)
         return CellResult(texts, info)
@@ -178,7 +178,6 @@ class LivrExecutor:
     ) -> dict[str, Any]:
         from harness.modeling import generate_texts
         from harness.samples import to_samples
-        from livr_core.checkpoint import latest_checkpoint
         from livr_core.distributed import Runtime
         from livr_core.trainer import Trainer
 
@@ -191,7 +190,6 @@ class LivrExecutor:
                 trained = replace(prepared, model=model)
                 return data.val_accuracy(generate_texts(trained, val, options))
 
-        resumed_from = latest_checkpoint(folder.checkpoints) if folder.resumed else None
         trainer = Trainer(
             prepared.model, prepared.adapter, prepared.encoder,
             to_samples(data.train(), twice), folder.checkpoints,
@@ -205,7 +203,8 @@ class LivrExecutor:
         prepared.model = result.model
         return {
             "train_examples": len(trainer.samples),
-            "resumed_from": resumed_from.name if resumed_from else None,
+            # the checkpoint actually used: a damaged newest one is passed over
+            "resumed_from": result.resumed_from.name if result.resumed_from else None,
             "selected": result.selected.name,
             "val_accuracy": result.metric,
             "global_step": result.global_step,

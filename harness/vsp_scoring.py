@@ -84,4 +84,5 @@ def score_plan(item: Item, raw: str) -> Scored:
         "strict": moves is not None and simulate(vsp_map, moves, STRICT_RULES).success,
     }
     parsed = ",".join(moves) if moves is not None else None
-    return Scored(item.idx, item.task, raw, parsed, item.gold, variants[PRIMARY], variants)
+    return Scored(item.idx, item.task, raw, parsed, item.gold, variants[PRIMARY],
+                  variants=variants)

@@ -22,7 +22,10 @@ class MaskVariant(str, Enum):
     CAUSAL = "causal"
     BOTTLENECK = "bottleneck"
     ANSWER_ONLY = "answer_only"
+    # Table 4(a) "+latent->prompt": latents barred from the question only (livr_core.masks)
     BOTTLENECK_LATENTS_NO_PROMPT = "bottleneck_latents_no_prompt"
+    # a stricter reading of it: latents barred from every text key, scaffolding included
+    BOTTLENECK_LATENTS_NO_TEXT = "bottleneck_latents_no_text"
     MASK_ONLY = "mask_only"
 
 

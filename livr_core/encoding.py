@@ -5,24 +5,34 @@ Owns `Sample`, `Encoded`, `Batch` and `Encoder` (`EncodingConfig` is in `livr_co
 A sample becomes one user turn holding its images first, in order, then the prompt text (as
 BLINK does), with the K latent tokens at the end of the user turn, right after the prompt (or,
 as an ablation, right before it); then the assistant turn holding the answer and the end-of-turn
-token. A prompt holding one `<image>` placeholder per image (Mirage's data does) gets each image
-at its placeholder instead of first. Mirage's layout (`latent_position="answer_start"`) opens
-the assistant turn with the latents between their markers, `<|latent_start|>` K latents
-`<|latent_end|>`, before the answer; they belong to the prompt (inference forces them), and in
-training the two markers are supervised like the answer (Mirage's labels cover them). The backbone's own processor renders the chat template and expands each image
+token (a system turn comes first when `Sample.system` is set). A prompt holding one `<image>`
+placeholder per image (Mirage's data does) gets each image at its placeholder instead of
+first. Mirage's layout (`latent_position="answer_start"`) opens the assistant turn with the
+latents between their markers, `<|latent_start|>` K latents `<|latent_end|>`, before the
+answer; they belong to the prompt (inference forces them), and in training the two markers
+are supervised like the answer (Mirage's labels cover them). The backbone's own processor
+renders the chat template and expands each image
 placeholder into the image's tokens (Qwen: one per 2x2 patch merge of the resized image; LLaVA:
 one per patch); images over the processor's pixel budget are resized by its rules.
 
 Per position the encoder records:
 * `labels`: -100 everywhere except the answer tokens and the end-of-turn token after them;
 * `token_types` (`TokenType`): IMAGE for image placeholders, LATENT for latents, ANSWER for the
-  supervised answer part, TEXT for the rest;
+  supervised answer part, PROMPT for the tokens of `Sample.prompt` (the question and its options),
+  TEXT for the rest (chat scaffolding, system prompt, vision markers, assistant header);
 and the processor's image tensors (`pixel_values`, `image_grid_thw` for Qwen).
 
 `Encoder.collate` pads a list of encodings to a `Batch` (right padding by default; the 2D
 padding mask is `attention_mask`) and concatenates the image tensors along dim 0, which is the
 batch layout of both Qwen (patches x features, one grid row per image) and LLaVA (images x C x
 H x W). A sequence longer than `max_length` raises a ValueError naming the example.
+
+Finding the prompt's tokens (`Encoder._prompt_span`): the rendered chat holds the user's text item
+(prompt and latents) verbatim; the tokens whose characters overlap the prompt's are PROMPT. They
+are found by tokenizing the rendered text alone (with character offsets) and counting from the
+end, which the processor's image expansion does not change because every image comes before the
+text. The tokens after the prompt are checked to equal the processor's, so a template or
+processor that breaks either assumption is an error, never a silently wrong span.
 """
 
 from __future__ import annotations
@@ -52,6 +62,9 @@ class Sample:
     prompt: str
     answer: str | None = None
     id: str = ""
+    # A system turn before the user turn; None leaves the chat template's own default (Qwen2.5
+    # inserts "You are a helpful assistant."), "" gives an empty system turn.
+    system: str | None = None
 
 
 @dataclass
@@ -125,24 +138,69 @@ class Encoder:
     def latents_open_answer(self) -> bool:
         return self.latents is not None and self.config.latent_position == "answer_start"
 
+    def _latents_first(self) -> bool:
+        return self.latents is not None and self.config.latent_position == "before_prompt"
+
+    def _user_text(self, sample: Sample) -> str:
+        """The prompt with the latents placed as configured (none here when they open the
+        answer)."""
+        if self.latents is None or self.latents_open_answer:
+            return sample.prompt
+        if self._latents_first():
+            return self.latents.sequence + sample.prompt
+        return sample.prompt + self.latents.sequence
+
+    def _inline(self, sample: Sample) -> bool:
+        """Whether the prompt places its images itself, one `<image>` per image."""
+        return bool(sample.images) and sample.prompt.count(IMAGE_PLACEHOLDER) == len(sample.images)
+
     def messages(self, sample: Sample) -> list[dict[str, Any]]:
-        """The user turn: images in order, then the prompt with the latents placed as configured."""
-        text = sample.prompt
-        if self.latents is not None:
-            if self.config.latent_position == "after_prompt":
-                text = text + self.latents.sequence
-            elif self.config.latent_position == "before_prompt":
-                text = self.latents.sequence + text
-        pieces = text.split(IMAGE_PLACEHOLDER)
-        if len(pieces) == len(sample.images) + 1 and sample.images:
-            content: list[dict[str, Any]] = []
-            for piece, _ in zip(pieces, sample.images):
+        """The user turn: images in order, then the prompt with the latents placed as configured
+        (or each image at its `<image>` placeholder, when the prompt has one per image)."""
+        text = self._user_text(sample)
+        content: list[dict[str, Any]] = []
+        if not self._inline(sample):
+            content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
+        else:
+            pieces = text.split(IMAGE_PLACEHOLDER)
+            for piece in pieces[:-1]:
                 content += [{"type": "text", "text": piece}] if piece else []
                 content.append({"type": "image"})
             content += [{"type": "text", "text": pieces[-1]}] if pieces[-1] else []
-        else:
-            content = [{"type": "image"} for _ in sample.images] + [{"type": "text", "text": text}]
-        return [{"role": "user", "content": content}]
+        system = [] if sample.system is None else [
+            {"role": "system", "content": [{"type": "text", "text": sample.system}]}
+        ]
+        return [*system, {"role": "user", "content": content}]
+
+    def _prompt_span(self, sample: Sample, rendered: str, prompt_ids: torch.Tensor) -> slice:
+        """Positions (in `prompt_ids`, the processor's ids) of the tokens of `sample.prompt`.
+
+        With inline images only the text after the last image is located (the tokens after it
+        are never expanded); the text between images stays TEXT."""
+        prompt = sample.prompt
+        user_text = self._user_text(sample)
+        if self._inline(sample):
+            prompt = prompt.split(IMAGE_PLACEHOLDER)[-1]
+            user_text = user_text.split(IMAGE_PLACEHOLDER)[-1]
+        where = rendered.rfind(user_text)
+        if where < 0:
+            raise ValueError(
+                f"example {sample.id!r}: the chat template does not reproduce the prompt text "
+                "verbatim, so its tokens cannot be typed PROMPT (the +latent->prompt mask needs them)"
+            )
+        start = where + (len(self.latents.sequence) if self._latents_first() else 0)
+        end = start + len(prompt)
+        plain = self.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = plain["input_ids"], plain["offset_mapping"]
+        inside = [i for i, (a, b) in enumerate(offsets) if a < end and b > start]
+        first, last = (inside[0], inside[-1] + 1) if inside else (len(ids), len(ids))
+        tail = len(ids) - first  # tokens from the prompt's first to the end: never expanded
+        if tail > len(prompt_ids) or prompt_ids[len(prompt_ids) - tail :].tolist() != ids[first:]:
+            raise ValueError(
+                f"example {sample.id!r}: the processor's tokens after the prompt differ from the "
+                "tokenizer's, so the prompt's tokens cannot be located (an image after the text?)"
+            )
+        return slice(len(prompt_ids) - tail, len(prompt_ids) - (len(ids) - last))
 
     def encode(self, sample: Sample, with_answer: bool = True) -> Encoded:
         """Ids, labels and token types of one sample; `with_answer=False` stops at the prompt."""
@@ -182,6 +240,7 @@ class Encoder:
             markers = torch.isin(input_ids, self.marker_ids)
             labels[markers] = input_ids[markers]
         token_types = torch.full_like(input_ids, int(TokenType.TEXT))
+        token_types[self._prompt_span(sample, rendered, prompt_ids)] = int(TokenType.PROMPT)
         token_types[torch.isin(input_ids, self.image_ids)] = int(TokenType.IMAGE)
         token_types[torch.isin(input_ids, self.latent_ids)] = int(TokenType.LATENT)
         token_types[len(prompt_ids) :] = int(TokenType.ANSWER)

@@ -6,17 +6,20 @@ Owns `MaskRules`, `RULES`, `allowed_attention` and `to_attention_mask`; uses `Ma
 A mask is causal AND key-padding AND NOT (the variant's barred query-type → key-type pairs),
 then OR the diagonal so no query row is empty (SDPA returns NaN for a fully masked row; pad rows
 keep their diagonal). Barring is by token type, never by a hand-picked span: under the LIVR
-bottleneck every TEXT or ANSWER position after the first image (vision-end markers, text between
-images, the chat scaffolding around the latents, the answer) is barred from every IMAGE key, so
-no text state depends on the pixels and the image reaches the answer only through the latents.
-Image→image and latent→everything-before stay allowed.
+bottleneck every TEXT, PROMPT or ANSWER position after the first image (vision-end markers, text
+between images, the question, the chat scaffolding around the latents, the answer) is barred from
+every IMAGE key, so no text state depends on the pixels and the image reaches the answer only
+through the latents. Image→image and latent→everything-before stay allowed. The encoder types
+the question (`Sample.prompt`) PROMPT and the rest of the non-answer text TEXT
+(`livr_core.token_types`).
 
 | variant | barred query → key |
 |---|---|
 | CAUSAL | nothing (stage 2, inference) |
-| BOTTLENECK | text → image, answer → image (stage 1) |
+| BOTTLENECK | text/prompt → image, answer → image (stage 1) |
 | ANSWER_ONLY | answer → image (ablation "ans→vis only") |
-| BOTTLENECK_LATENTS_NO_PROMPT | BOTTLENECK + latent → text (ablation "+latent→prompt") |
+| BOTTLENECK_LATENTS_NO_PROMPT | BOTTLENECK + latent → prompt (ablation "+latent→prompt": the latents lose the question, keep the chat scaffolding before the images, the first token included) |
+| BOTTLENECK_LATENTS_NO_TEXT | BOTTLENECK + latent → prompt and → text (a stricter reading of "+latent→prompt": the latents see only images and each other) |
 | MASK_ONLY | answer → image, for inputs without latents (ablation "mask only": the prompt tokens keep image access) |
 
 Output format per attention implementation: `sdpa` takes the bool mask (True = attend); `eager`
@@ -38,21 +41,24 @@ from livr_core.token_types import TokenType
 class MaskRules:
     """Which query types may not attend to which key types, on top of causal + padding."""
 
-    text_from_image: bool = False
+    text_from_image: bool = False  # TEXT and PROMPT queries
     answer_from_image: bool = False
     latent_from_image: bool = False  # only for checks: seals the image off completely
-    latent_from_text: bool = False
+    latent_from_prompt: bool = False  # the question only (paper's "+latent->prompt")
+    latent_from_text: bool = False  # every text key: scaffolding and question
     answer_from_latent: bool = False  # only for checks: the answer cannot read the latents
 
     def barred_pairs(self) -> list[tuple[TokenType, TokenType]]:
-        pairs = {
-            (TokenType.TEXT, TokenType.IMAGE): self.text_from_image,
-            (TokenType.ANSWER, TokenType.IMAGE): self.answer_from_image,
-            (TokenType.LATENT, TokenType.IMAGE): self.latent_from_image,
-            (TokenType.LATENT, TokenType.TEXT): self.latent_from_text,
-            (TokenType.ANSWER, TokenType.LATENT): self.answer_from_latent,
-        }
-        return [pair for pair, barred in pairs.items() if barred]
+        pairs = (
+            ((TokenType.TEXT, TokenType.IMAGE), self.text_from_image),
+            ((TokenType.PROMPT, TokenType.IMAGE), self.text_from_image),
+            ((TokenType.ANSWER, TokenType.IMAGE), self.answer_from_image),
+            ((TokenType.LATENT, TokenType.IMAGE), self.latent_from_image),
+            ((TokenType.LATENT, TokenType.PROMPT), self.latent_from_prompt or self.latent_from_text),
+            ((TokenType.LATENT, TokenType.TEXT), self.latent_from_text),
+            ((TokenType.ANSWER, TokenType.LATENT), self.answer_from_latent),
+        )
+        return [pair for pair, barred in pairs if barred]
 
 
 RULES: dict[MaskVariant, MaskRules] = {
@@ -60,6 +66,9 @@ RULES: dict[MaskVariant, MaskRules] = {
     MaskVariant.BOTTLENECK: MaskRules(text_from_image=True, answer_from_image=True),
     MaskVariant.ANSWER_ONLY: MaskRules(answer_from_image=True),
     MaskVariant.BOTTLENECK_LATENTS_NO_PROMPT: MaskRules(
+        text_from_image=True, answer_from_image=True, latent_from_prompt=True
+    ),
+    MaskVariant.BOTTLENECK_LATENTS_NO_TEXT: MaskRules(
         text_from_image=True, answer_from_image=True, latent_from_text=True
     ),
     MaskVariant.MASK_ONLY: MaskRules(answer_from_image=True),

@@ -11,7 +11,7 @@ method, chosen by configuration and by the encoder given:
 | direct SFT | no latents | epochs=(0, 10) (multi-task: (0, 5), select="final") |
 | latents only (ablation) | with latents | epochs=(0, 10) |
 | mask only (ablation) | no latents | stage1_mask=MaskVariant.MASK_ONLY |
-| mask ablations | with latents | stage1_mask=ANSWER_ONLY / BOTTLENECK_LATENTS_NO_PROMPT |
+| mask ablations | with latents | stage1_mask=ANSWER_ONLY / BOTTLENECK_LATENTS_NO_PROMPT (or _NO_TEXT) |
 | Mirage comparison | K=4 latents, model from `FinetuneConfig(mode="full")` | epochs=(10, 10), lr=1e-5 |
 | Mirage itself | Mirage's layout (`livr_core.mirage`) | as above, stage1_mask=CAUSAL, `objective=MirageObjective` |
 
@@ -34,7 +34,8 @@ knows no task metric) on the main process, in eval mode, without gradients and w
 RNG streams saved and restored around it, so evaluating never changes the training trajectory.
 The best epoch so far is exported to `<output_dir>/best/`, the last to `final/`; `select`
 chooses which one the returned model carries. Checkpoints (see `checkpoint`) are written every
-`save_every` updates and at every epoch end; `fit()` resumes from the newest one, and a run killed
+`save_every` updates and at every epoch end; `fit()` resumes from the newest one that verifies
+against its checksums (falling back past a damaged one, with a warning), and a run killed
 anywhere ends with bit-identical weights to an uninterrupted one.
 """
 
@@ -63,10 +64,9 @@ from livr_core.checkpoint import (
     Progress,
     capture_rng,
     export_model,
-    latest_checkpoint,
     load_trainable,
-    read_checkpoint,
     restore_rng,
+    resume_from,
     save_checkpoint,
 )
 from livr_core.configs import RESUME_FREE, TrainConfig
@@ -111,6 +111,7 @@ class TrainResult:
     metric: float | None  # validation metric of the selected weights (None: no evaluation)
     history: list[dict[str, Any]] = field(default_factory=list)
     global_step: int = 0
+    resumed_from: Path | None = None  # the checkpoint this run continued from, if any
 
 
 def epoch_order(num_samples: int, seed: int, stage: int, epoch: int) -> list[int]:
@@ -174,21 +175,24 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- run
     def fit(self, resume: bool = True) -> TrainResult:
-        """Run (or continue, from the newest checkpoint when `resume`) every stage."""
+        """Run (or continue, from the newest valid checkpoint when `resume`) every stage.
+
+        A damaged newest checkpoint is passed over for the previous one, with a warning
+        (`checkpoint.resume_from`)."""
         config, runtime = self.config, self.runtime
-        checkpoint = latest_checkpoint(self.output_dir) if resume else None
+        found = resume_from(self.output_dir, runtime) if resume else None
         state = None
-        if checkpoint is None:
+        if found is None:
             set_seed(config.seed)
             progress = Progress()
         else:
-            state = read_checkpoint(checkpoint, runtime.process_index)
+            state = found.state
             if state.fingerprint != self.fingerprint():
                 raise ValueError(
-                    f"{checkpoint} was written by another configuration or training set; use "
+                    f"{found.path} was written by another configuration or training set; use "
                     "another output directory or fit(resume=False)"
                 )
-            load_trainable(self.inner, checkpoint)
+            load_trainable(self.inner, found.path)
             progress = state.progress
         self.model.train()
         for stage, epochs in enumerate(config.epochs):
@@ -208,7 +212,9 @@ class Trainer:
                 restore_rng(state.rng)
                 state = None
             self._run_stage(progress, epochs, optimizer, scheduler)
-        return self._finish(progress)
+        result = self._finish(progress)
+        result.resumed_from = found.path if found else None
+        return result
 
     def _run_stage(
         self, progress: Progress, epochs: int, optimizer: Optimizer, scheduler: LambdaLR

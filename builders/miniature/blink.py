@@ -14,15 +14,15 @@ writes k times as many rows per config (the demo tests on a hundred Art_Style ro
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
-import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builders.miniature import artbench, synthetic_image
-from builders.record import FEATURES, IMAGE_COLUMNS
+from builders.record import ARROW_SCHEMA, FEATURE_DICT, IMAGE_COLUMNS
 from builders.registry import load_registry
 from builders.sources.blink import BLINK_COLUMNS
 
@@ -32,7 +32,10 @@ TEST_ROWS = 2
 IMAGES_PER_ROW = {"Art_Style": 3, "Jigsaw": 3, "Visual_Similarity": 3,
                   "Semantic_Correspondence": 2, "Object_Localization": 1, "Relative_Reflectance": 1}
 OBJECTS = ("knife", "dog", "umbrella", "traffic light", "cup", "bicycle", "bed")
-SCHEMA = datasets.Features({c: FEATURES[c] for c in BLINK_COLUMNS}).arrow_schema
+# BLINK's columns with their `datasets` metadata in the `Sequence` form its files carry.
+SCHEMA = pa.schema([ARROW_SCHEMA.field(c) for c in BLINK_COLUMNS], metadata={
+    b"huggingface": json.dumps({"info": {"features": {
+        c: FEATURE_DICT[c] for c in BLINK_COLUMNS}}}).encode()})
 
 
 def _jpeg(rng: np.random.Generator, style: int | None = None) -> bytes:

@@ -1,13 +1,15 @@
 """Readers of raw datasets, one module per source (coco, hpatches, artbench, nights, ...).
 
 Each module exposes `LAYOUT` (the expected on-disk layout, shown by `build-task --help` and in
-errors) and `find_root(path) -> Path`, which accepts the dataset folder or its parent and raises
-`SourceLayoutError` naming the layout when it is not there.
+errors), `LICENSE` (the licence note the dataset card prints for it) and `find_root(path) -> Path`,
+which accepts the dataset folder or its parent and raises `SourceLayoutError` naming the layout
+when it is not there.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -34,10 +36,19 @@ class CsvFormatError(ValueError):
     """A metadata csv as a whole is unusable (e.g. a required column is missing)."""
 
 
-def read_csv_rows(path: Path, required: list[str], hint: str) -> list[dict[str, str]]:
+class CsvRows(list):
+    """The rows of a csv (a list), and how many rows repeated an earlier row's key and were
+    dropped (`duplicates`, for the builder to count; the first occurrence is kept)."""
+
+    duplicates: int = 0
+
+
+def read_csv_rows(path: Path, required: list[str], hint: str,
+                  key: Sequence[str] | None = None) -> CsvRows:
     """Rows of a headed csv keyed by column NAME (names stripped; order and extra columns free,
     values stripped, a BOM tolerated). A missing required column raises `CsvFormatError` naming the
-    file, the missing and the found columns, and `hint` (how to get a good file)."""
+    file, the missing and the found columns, and `hint` (how to get a good file). With `key`, a row
+    whose values in those columns repeat an earlier row is dropped and counted (`duplicates`)."""
     with Path(path).open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in reader.fieldnames or []]
@@ -48,4 +59,15 @@ def read_csv_rows(path: Path, required: list[str], hint: str) -> list[dict[str, 
                 f"columns are matched by exact name. {hint}"
             )
         reader.fieldnames = header
-        return [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+        rows = CsvRows()
+        seen: set[tuple[str, ...]] = set()
+        for raw in reader:
+            row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+            if key is not None:
+                ident = tuple(row.get(c, "") for c in key)
+                if ident in seen:
+                    rows.duplicates += 1
+                    continue
+                seen.add(ident)
+            rows.append(row)
+        return rows

@@ -14,6 +14,9 @@ from pathlib import Path
 from builders.sources import SourceLayoutError, locate
 
 NAME = "artbench"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("ArtBench-10: images under the 'fair use' terms of WikiArt, Ukiyo-e.org and The "
+           "Surrealism Website; other artifacts MIT")
 TOP = "artbench-10-imagefolder-split"
 # Sorted order = ImageFolder class index 0..9.
 STYLES = (

@@ -23,8 +23,11 @@ import pyarrow.parquet as pq
 
 from builders.record import COLUMNS, IMAGE_COLUMNS
 from builders.sources import SourceLayoutError
+from builders.sources.hub import candidates
 
 NAME = "blink"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = "BLINK: Apache-2.0 (dataset card of BLINK-Benchmark/BLINK)"
 CONFIGS = (
     "Art_Style", "Counting", "Forensic_Detection", "Functional_Correspondence", "IQ_Test",
     "Jigsaw", "Multi-view_Reasoning", "Object_Localization", "Relative_Depth",
@@ -34,7 +37,7 @@ CONFIGS = (
 # BLINK's own columns: the record columns before our task / split / source.
 BLINK_COLUMNS = COLUMNS[: COLUMNS.index("explanation") + 1]
 TOP_FOLDERS = ("BLINK", "blink")
-HUB_REPO = "datasets--BLINK-Benchmark--BLINK"
+HUB_REPO = "BLINK-Benchmark/BLINK"
 LAYOUT = """\
 <blink_root>/                                  (a local copy of the HF dataset BLINK-Benchmark/BLINK)
   Jigsaw/val-00000-of-00001.parquet            idx, question, sub_task, image_1..image_4,
@@ -45,24 +48,10 @@ LAYOUT = """\
 """
 
 
-def _hub_snapshot(path: Path) -> Path | None:
-    for repo in (path, path / HUB_REPO, path / "hub" / HUB_REPO):
-        snaps = repo / "snapshots"
-        if repo.name == HUB_REPO and snaps.is_dir():
-            ref = repo / "refs" / "main"
-            if ref.is_file():
-                return snaps / ref.read_text(encoding="utf-8").strip()
-            found = sorted(p for p in snaps.iterdir() if p.is_dir())
-            return found[0] if len(found) == 1 else None
-    return None
-
-
 def find_root(path: Path) -> Path:
     """The folder holding the config folders: `path`, a usual top folder inside it, or the
     snapshot of a hub cache."""
-    path = Path(path)
-    snapshot = _hub_snapshot(path)
-    for cand in (path, *(path / n for n in TOP_FOLDERS), *([snapshot] if snapshot else [])):
+    for cand in candidates(path, TOP_FOLDERS, (HUB_REPO,)):
         if any((cand / c).is_dir() for c in CONFIGS):
             return cand
     raise SourceLayoutError(NAME, path, "no BLINK config folder (Jigsaw/, Art_Style/, ...)", LAYOUT)

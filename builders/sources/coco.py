@@ -13,6 +13,9 @@ from pycocotools.coco import COCO
 from builders.sources import SourceLayoutError, locate
 
 NAME = "coco"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("COCO 2017: annotations CC BY 4.0; images under the Flickr terms of each image "
+           "(cocodataset.org/#termsofuse)")
 IMAGE_DIRS = ("train2017", "val2017")
 LAYOUT = """\
 <coco_root>/
@@ -56,15 +59,6 @@ def list_images(root: Path) -> list[CocoImage]:
     return out
 
 
-def load_instances(root: Path, folder: str) -> COCO | None:
-    """The instances annotations of one image folder, or None when the file is absent."""
-    ann = root / "annotations" / f"instances_{folder}.json"
-    if not ann.is_file():
-        return None
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress chatter
-        return COCO(str(ann))
-
-
 def instance_files(root: Path) -> list[tuple[str, Path]]:
     found = [(f, root / "annotations" / f"instances_{f}.json") for f in IMAGE_DIRS]
     found = [(f, p) for f, p in found if p.is_file()]
@@ -98,22 +92,42 @@ class InstanceImage:
         return sorted(self.index.imgToAnns.get(self.image_id, []), key=lambda a: a["id"])
 
 
+REQUIRED_KEYS = ("images", "annotations", "categories")
+
+
 def read_instances(path: Path) -> COCO:
-    """The COCO index of one instances file; a file unusable as a whole raises
-    `CocoAnnotationError` naming the file, the problem and the fix."""
+    """The COCO index of one instances file; a file unusable as a whole (not JSON, a top-level
+    `images` / `annotations` / `categories` list missing, a row without a field COCO indexes)
+    raises `CocoAnnotationError` naming the file, the problem and the fix. pycocotools alone
+    would index a file without `annotations` as an image set with no objects."""
     fix = "re-extract annotations_trainval2017.zip into <coco_root>/annotations/"
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress chatter
-            return COCO(str(path))
-    except json.JSONDecodeError as exc:
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CocoAnnotationError(f"{path}: not valid JSON ({exc}); {fix}") from exc
+    if not isinstance(doc, dict):
+        raise CocoAnnotationError(f"{path}: not a COCO instances file (top level is not an "
+                                  f"object); {fix}")
+    for key in REQUIRED_KEYS:
+        if not isinstance(doc.get(key), list):
+            problem = "has no" if key not in doc else "has a non-list"
+            raise CocoAnnotationError(
+                f"{path}: {problem} top-level {key!r} list (an instances file has "
+                f"{', '.join(REQUIRED_KEYS)}); {fix}")
+    index = COCO()
+    index.dataset = doc
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress chatter
+            index.createIndex()
     except KeyError as exc:
         raise CocoAnnotationError(
             f"{path}: a row lacks the field {exc.args[0]!r} that every images/annotations/"
             f"categories row must have; {fix}"
         ) from exc
-    except (AssertionError, TypeError, AttributeError) as exc:
+    except (TypeError, AttributeError) as exc:
         raise CocoAnnotationError(f"{path}: not a COCO instances file ({exc}); {fix}") from exc
+    return index
 
 
 def instance_images(root: Path) -> list[InstanceImage]:

@@ -20,6 +20,9 @@ from pathlib import Path
 from builders.sources import SourceLayoutError, locate, read_csv_rows
 
 NAME = "funkpoint"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("FunKPoint: images from ImageNet (ImageNet terms of access); keypoint labels: "
+           "see the authors' release (licence not confirmed here)")
 LABELS = "labels.csv"
 LAYOUT = """\
 <FunKPoint>/

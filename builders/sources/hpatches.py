@@ -22,6 +22,9 @@ import numpy as np
 from builders.sources import SourceLayoutError
 
 NAME = "hpatches"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("HPatches (hpatches/hpatches-dataset): licence not confirmed here; read the "
+           "release's terms before redistributing")
 TOP = "hpatches-sequences-release"
 KINDS = {"v": "viewpoint", "i": "illumination"}
 LAYOUT = """\

@@ -4,18 +4,34 @@ Reflectance (SOURCE_FORMATS.md section 5).
 Owns: finding the scene folders under a root, the path of a scene's JPEG for one light direction,
 finding the scene's albedo, and decoding that albedo to linear RGB.
 
-UNCONFIRMED facts and what this reader does about them:
+The albedo is LINEAR (confirmed; `albedo_png_is_srgb = false` in tasks.toml follows from this):
+- compphoto/MIDIntrinsics README.md (github.com/compphoto/MIDIntrinsics, text unchanged from
+  2023-11-16 to the 2025-04-08 head): "We provide the linear albedo images created from the HDR
+  images in the dataset after white-balancing and tonemapping"; the archives
+  `midi_{train,test}_albedo.zip` are unzipped into the extracted MID *EXR* trees
+  (`multi_illumination_{train,test}_mip2_exr/`); "Since the albedo is linear, you must undo the
+  gamma correction on the JPEG images before dividing by the albedo: shading = (img ** 2.2) /
+  albedo".
+- MIDIntrinsics generate_albedo.py: by default `imageio.imwrite('<scene>/albedo.exr', median
+  albedo)` (float, linear); with `--png`, `np_to_pil(albedo / albedo.max())` to `albedo.png`,
+  where chrislib's `np_to_pil` (github.com/CCareaga/chrislib, chrislib/data_util.py) is
+  `(img * 255).astype(np.uint8)`: 8 bits, no transfer curve, still linear.
+- Third-party loaders of the released data read `<scene>/albedo.exr` beside `dir_*_mip2.exr`
+  and divide linear frames by it (shading = I / A), i.e. treat it as linear.
+So the paper's "converting the albedo to linear RGB" (A.8) is the identity on these files: EXR is
+read as is, and an 8-bit `albedo.png` is read as linear unless `albedo_png_is_srgb` says it was
+display-encoded (an option for albedo PNGs made some other way).
+
+Layout facts still UNCONFIRMED and what this reader does about them:
 - Whether the bulk zips add a top-level folder (`multi_illumination_train_mip2_jpg/<scene>/`):
   scene folders are found at any depth, as the folders that hold `dir_0_mip<mip>.jpg`.
 - Where the albedo sits: MIDIntrinsics' archives are meant to be unzipped into the extracted MID
   *EXR* tree, which may be a sibling of the JPEG tree. A scene's albedo is taken from its JPEG
   folder when there, else from the first (sorted) other folder of the same scene name under the
   root.
-- The released albedo format: `albedo.exr` (float, linear) is preferred; an 8-bit (or 16-bit)
-  `albedo.png` is read too, and the caller says whether it is sRGB-encoded (MIDIntrinsics'
-  `--png` writes it linear; LIVR "converts the albedo to linear RGB", which suggests a gamma-encoded
-  file). Non-finite and negative EXR values (possible where the decomposition divided by ~0)
-  are set to 0.
+- Which file the zips hold: `albedo.exr` (the script's default, and what third-party loaders read)
+  is preferred; an 8-bit (or 16-bit) `albedo.png` is read too. Non-finite and negative EXR values
+  (possible where the decomposition divided by ~0) are set to 0.
 EXR is decoded with the `OpenEXR` package: the registry's OpenCV cannot read EXR.
 """
 
@@ -29,10 +45,13 @@ import cv2
 import numpy as np
 import OpenEXR
 
-from builders.imaging import UnreadableImage
+from builders.imaging import UnreadableImage, check_header, check_pixels
 from builders.sources import SourceLayoutError
 
 NAME = "mid"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("Multi-Illumination Dataset: CC BY 4.0 per the project page (reported by a third "
+           "party); MIDIntrinsics albedo: see compphoto/MIDIntrinsics")
 # Preference order when a folder holds both.
 ALBEDO_NAMES = ("albedo.exr", "albedo.png")
 LAYOUT = """\
@@ -109,8 +128,10 @@ def read_albedo(path: Path, png_is_srgb: bool) -> np.ndarray:
 
 def _read_exr(path: Path) -> np.ndarray:
     try:
+        (x0, y0), (x1, y1) = OpenEXR.File(str(path), header_only=True).header()["dataWindow"]
+        check_pixels(path, int(x1) - int(x0) + 1, int(y1) - int(y0) + 1)  # before decoding
         channels = OpenEXR.File(str(path)).channels()
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, KeyError, TypeError, ValueError) as exc:
         raise UnreadableImage(path, "unreadable_albedo", str(exc)) from exc
     # OpenEXR groups R, G, B (and A) into one "RGB"/"RGBA" entry; a grey albedo has only "Y".
     if "RGB" in channels:
@@ -127,6 +148,7 @@ def _read_exr(path: Path) -> np.ndarray:
 
 
 def _read_png(path: Path, is_srgb: bool) -> np.ndarray:
+    check_header(path)  # the pixel cap, before OpenCV decodes
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     channels = None if raw is None else 1 if raw.ndim == 2 else raw.shape[2]
     to_rgb = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}.get(channels)

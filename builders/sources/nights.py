@@ -18,11 +18,15 @@ from pathlib import Path
 from builders.sources import SourceLayoutError, locate, read_csv_rows
 
 NAME = "nights"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("NIGHTS (DreamSim): code MIT; the dataset's licence is not stated in the release "
+           "(unconfirmed)")
 TOP = "nights"
 CSV = "data.csv"
 REQUIRED = (
     "id", "left_vote", "right_vote", "votes", "ref_path", "left_path", "right_path", "split",
 )
+DUPLICATE_ROW = "duplicate_row"
 LAYOUT = f"""\
 {TOP}/          (nights.zip, or the chunked ref/ and distort/ zips)
   {CSV}         header: id,left_vote,right_vote,votes,ref_path,left_path,right_path,split,
@@ -83,11 +87,15 @@ def _parse(row: dict[str, str | None]) -> Triplet | str:
 
 
 def read_triplets(root: Path) -> tuple[list[Triplet], Counter]:
-    """Every well-formed row of `data.csv` in file order, and malformed rows counted by reason."""
+    """Every well-formed row of `data.csv` in file order, and malformed rows counted by reason
+    (a row repeating an earlier row's `id` is dropped as `duplicate_row`: its triplet would be
+    two examples of one split)."""
     rows = read_csv_rows(root / CSV, REQUIRED,
                          f"NIGHTS' data.csv needs at least: {', '.join(REQUIRED)}; use the data.csv "
-                         f"shipped with nights.zip.")
+                         f"shipped with nights.zip.", key=("id",))
     triplets, malformed = [], Counter()
+    if rows.duplicates:
+        malformed[DUPLICATE_ROW] += rows.duplicates
     for row in rows:
         parsed = _parse(row)
         if isinstance(parsed, str):

@@ -29,6 +29,8 @@ import pyarrow.parquet as pq
 from builders.sources import SourceLayoutError
 
 NAME = "pixmo"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("PixMo-Count: ODC-BY; the images are third-party URLs under their own terms")
 SPLITS = ("train", "validation", "test")
 TOP_FOLDERS = ("pixmo-count", "pixmo_count", "pixmo")
 CACHE_FOLDER = ".livr-image-cache"

@@ -24,6 +24,9 @@ import numpy as np
 from builders.sources import SourceLayoutError, locate
 
 NAME = "spair"
+# Licence note for the dataset card (builders/card.py).
+LICENSE = ("SPair-71k: images from PASCAL VOC / Flickr under their own terms; annotations "
+           "for research use (licence not confirmed here)")
 LAYOUT = """\
 <SPair-71k>/
   JPEGImages/<category>/<stem>.jpg

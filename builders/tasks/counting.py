@@ -15,8 +15,12 @@ manifest's `warnings` table, and both hashes are in the record's `source`.
 - val / test (PixMo `validation` / `test`): the official rows whose URL resolves, in file order.
 
 Downloads run `download_prefetch` rows ahead on `download_concurrency` threads while examples are
-yielded in the seeded order. Every outcome, dead ones included, is cached by URL
-(`builders.sources.pixmo.cache_dir`), so a rerun makes no request and yields the same split.
+yielded in the seeded order. Every image and every definitive failure (404/410, not an image, too
+large) is cached by URL (`builders.sources.pixmo.cache_dir`), so a rerun makes no request for
+them; a transient failure (timeout, 5xx, refused connection, TLS error) is counted like a dead
+URL but not cached, so the next run tries it again and may keep more examples (the build says
+how many). Every skipped URL is logged with its reason. Images over the pixel cap
+(`max_image_pixels`) are `too_large`.
 Images keep their original resolution and stored orientation (no EXIF rotation; whether
 PixMo's `points` assume one is UNCONFIRMED, they are provenance only here).
 """
@@ -138,6 +142,10 @@ def build(ctx: BuildContext) -> Iterator[Example]:
     finally:
         # Waits for every started download, so an identical rerun is served from the cache.
         dl.close()
+        if dl.transient_failures:
+            log.warning("%s/%s: %d URLs failed transiently (counted as skipped, not cached): a "
+                        "rerun tries them again and may keep more examples", ctx.spec.name,
+                        ctx.split, dl.transient_failures)
         if ctx.warnings[SHA256_WARNING]:
             log.warning("%s/%s: %d downloaded images differ from their image_sha256 (kept; see "
                         "source.image_sha256)", ctx.spec.name, ctx.split,

@@ -12,9 +12,18 @@ counted `unpaired_image`); the first of a pair is the left (source) image, the s
 (target). One pair is one example; pairs of all actions are visited in a seeded random order.
 
 Example: keypoint index k in 1..`num_keypoints` (uniform) is REF on the left; on the right the
-candidates are keypoint k and 3 of the other indices, at least `min_candidate_separation_frac`
-of the right image's longer side apart (`builders.correspondence.pick_keypoints`). Normalised
-coordinates are scaled by the decoded image's size. The action fills `{action}` in the prompt.
+candidates are keypoint k and 3 of the other indices drawn at random, as the paper does
+("three distractor keypoints sampled from the remaining indices", A.7). Normalised coordinates
+are scaled by the decoded image's size. The action fills `{action}` in the prompt.
+
+Sizes: val and test are every pair their images make, and the paper's 144 / 146 need them all
+to survive; the real release (4,776 rows, 10 actions) makes ~236 / ~235 pairs per held-out split
+(`builders.miniature.funkpoint.write_real_size`), so the paper's sampling always reaches the
+sizes. `min_candidate_separation_frac` > 0 is an option, off by default: it keeps only candidates
+that far apart (fraction of the right image's longer side; `builders.correspondence.
+pick_keypoints` then re-draws k and the distractors), so drawn rings never overlap, at the cost of
+the paper's uniform k and of pairs whose keypoints crowd together (counted
+`no_separated_distractors`; a split left short stops the build with that count).
 """
 
 from __future__ import annotations

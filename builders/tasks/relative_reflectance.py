@@ -143,7 +143,8 @@ class _SceneLuminance:
         try:
             rgb = mid.read_albedo(scene.albedo, p["albedo_png_is_srgb"])
         except UnreadableImage as exc:
-            self._fail(scene, exc.reason)
+            self._ctx.skip_image(exc)  # counted under its reason, the file named in the log
+            self.bad.add(scene.name)
             return None
         albedo_size = (rgb.shape[1], rgb.shape[0])
         aspect_error = (albedo_size[0] / albedo_size[1]) / (size[0] / size[1]) - 1

@@ -63,6 +63,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             lambda src, opt: load_qwen_vl(Qwen2_5_VLForConditionalGeneration, src, opt),
             QwenVLAdapter(),
         ),
+        BackboneSpec("qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct", lambda src, opt: load_qwen_vl(Qwen2_5_VLForConditionalGeneration, src, opt), QwenVLAdapter()),
         BackboneSpec(
             "qwen3-vl-4b",
             "Qwen/Qwen3-VL-4B-Instruct",

@@ -46,10 +46,12 @@ def test_build_then_refuse_to_overwrite(mini_sources, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 examples" in out and "answers:" in out
     target = split_dir(tmp_path, "jigsaw", "val")
-    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    assert {p.relative_to(target).as_posix() for p in before} == {
+        "data-00000-of-00001.parquet", ".livr/manifest.json", ".livr/dataset_info.json"}
     assert main(args + ["--seed", "3"]) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
     assert main(args + ["--seed", "3", "--overwrite"]) == 0
     assert read_manifest(target)["seed"] == 3
 

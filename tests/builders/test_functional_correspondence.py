@@ -7,6 +7,7 @@ independently of the reader.
 from __future__ import annotations
 
 import csv
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -14,7 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from builders.build import BuildRequest, run_build
 from builders.imaging import decode_bytes
+from builders.io import read_manifest, read_split, split_dir
+from builders.miniature import funkpoint as mini_funkpoint
 from builders.registry import get_task
 from builders.sources import CsvFormatError, SourceLayoutError, funkpoint
 from builders.tasks import functional_correspondence
@@ -181,3 +185,57 @@ def test_bad_root_or_header_names_the_problem(tmp_path):
     (tmp_path / "labels.csv").write_text("p1_x,p1_y,image_path,action\n0.1,0.2,a.jpg,Pour\n")
     with pytest.raises(CsvFormatError, match="p2_x"):
         funkpoint.read_labels(funkpoint.find_root(tmp_path), 5)
+
+
+# --- the paper's sizes and sampling ----------------------------------------------------------------
+
+def test_real_size_release_builds_the_papers_val_and_test_sizes(tmp_path):
+    """On a miniature of the real release (4,776 (image, action) rows, the 10 actions on their
+    real object categories) the default build gives exactly the paper's 144 val and 146 test
+    examples, from image-disjoint splits, with nothing filtered but odd images out."""
+    root = mini_funkpoint.write_real_size(tmp_path / "src")
+    with (root / "labels.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4776 and len({r["action"] for r in rows}) == 10
+    sizes = get_task(TASK).sizes
+    assert (sizes["val"], sizes["test"]) == (144, 146)
+    labels, _ = funkpoint.read_labels(root, 5)
+    owner = split_images(labels, get_task(TASK).params["split_fractions"],
+                         np.random.default_rng(0))
+    for split in ("val", "test"):
+        per_action = Counter(lab.action for lab in labels if owner[lab.image] == split)
+        assert sum(n // 2 for n in per_action.values()) >= sizes[split] + 60  # ample room
+    used = {}
+    for split in ("val", "test"):
+        records = read_split(run_build(BuildRequest(TASK, split, tmp_path / "src",
+                                                    tmp_path / "out", progress=False)))
+        assert len(records) == sizes[split]
+        used[split] = {i for r in records for i in r.source_dict["source_images"]}
+        rejected = read_manifest(split_dir(tmp_path / "out", TASK, split))["rejected"]
+        assert set(rejected) <= {"unpaired_image"}
+    assert not used["val"] & used["test"]
+
+
+def test_default_sampling_is_the_papers_and_the_spacing_filter_is_an_option(root, tmp_path):
+    """A.7: k uniform in 1..5, distractors any 3 of the other 4; nothing is dropped for crowded
+    keypoints. With every keypoint of every row at one spot, the default still makes every
+    pair, with every k; the spacing option drops them all."""
+    assert get_task(TASK).params["min_candidate_separation_frac"] == 0.0
+    crowded = tmp_path / "FunKPoint"
+    shutil.copytree(root, crowded)
+    with (root / "labels.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for k in range(2, 6):
+            row[f"p{k}_x"], row[f"p{k}_y"] = row["p1_x"], row["p1_y"]
+    with (crowded / "labels.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    made, rejected = exhaust(functional_correspondence, TASK, crowded, "train")
+    normal, _ = exhaust(functional_correspondence, TASK, root, "train")
+    assert len(made) == len(normal) > 0 and "no_separated_distractors" not in rejected
+    assert {e.source["ref_keypoint"] for e in made} == {1, 2, 3, 4, 5}
+    filtered, rejected = exhaust(functional_correspondence, TASK, crowded, "train",
+                                 min_candidate_separation_frac=0.04)
+    assert not filtered and rejected["no_separated_distractors"] == len(normal)

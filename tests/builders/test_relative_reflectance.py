@@ -270,6 +270,29 @@ def test_albedo_decoding_and_the_srgb_flag(tmp_path):
         np.testing.assert_array_equal(got, np.array([[[0.1, 0.5, 2.0], [0, 0.25, 0]]], np.float32))
 
 
+def test_midintrinsics_albedo_is_linear_by_default(tmp_path):
+    """Paper A.8 measures luminance on linear albedo. MIDIntrinsics releases linear albedo: its
+    `albedo.exr` is float linear, and `generate_albedo.py --png` writes the same array divided by
+    its max as 8 bits with no transfer curve (chrislib's np_to_pil: (x * 255).astype(uint8)). So
+    by default both files give the same relative luminance difference, the EXR's; decoding the
+    PNG as sRGB (the option) would not."""
+    assert PARAMS["albedo_png_is_srgb"] is False
+    w = np.asarray(PARAMS["luminance_weights"], dtype=np.float64)
+    linear = np.array([[[0.30, 0.25, 0.20], [0.60, 0.50, 0.40]]], dtype=np.float32)  # Y ratio 0.5
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(header, {"RGB": linear}).write(str(tmp_path / "albedo.exr"))
+    Image.fromarray((linear / linear.max() * 255).astype(np.uint8)).save(tmp_path / "albedo.png")
+
+    def rel(path, png_is_srgb):
+        ya, yb = reader.read_albedo(path, png_is_srgb).astype(np.float64)[0] @ w
+        return abs(ya - yb) / max(ya, yb, PARAMS["rel_epsilon"])
+
+    exr = rel(tmp_path / "albedo.exr", PARAMS["albedo_png_is_srgb"])
+    assert exr == pytest.approx(0.5, abs=1e-6)
+    assert rel(tmp_path / "albedo.png", PARAMS["albedo_png_is_srgb"]) == pytest.approx(exr, abs=0.01)
+    assert rel(tmp_path / "albedo.png", True) > exr + 0.2  # sRGB-decoding a linear file
+
+
 def test_bad_albedo_is_counted_once_per_scene(mini_sources, tmp_path):
     root = tmp_path / "mid"
     shutil.copytree(mini_sources["mid"], root)

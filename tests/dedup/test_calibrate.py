@@ -24,6 +24,11 @@ def test_calibrate_prints_thresholds_with_precision_and_recall(plan, tmp_path, c
     refs = report["references"]
     assert refs == 4 + 9 + 6  # every distinct test image of the three tasks
     assert report["positives"] == refs * len(TRANSFORMS) and report["negatives"] > refs
-    assert set(report["rules"]["recall_by_transform"]) == set(TRANSFORMS)
-    assert report["rules"]["precision"] >= 0.9
+    assert report["configured_rule"] == "paper" and "rule paper (configured)" in text
+    assert set(report["rules"]) == {"paper", "any"} and "rule any " in text
+    for rule in report["rules"].values():
+        assert set(rule["recall_by_transform"]) == set(TRANSFORMS)
+        assert rule["precision"] == 1.0 and rule["false_positives"] == 0
+    # the planted tree's copies: every one caught by either rule set (tasks.toml records this)
+    assert report["rules"]["paper"]["recall"] == report["rules"]["any"]["recall"] == 1.0
     assert tree_digest(plan.built) == before  # calibration reads, never writes

@@ -152,6 +152,29 @@ def test_summary_counts_and_flagged_sources(ran, plan):
     assert {e["idx"] for e in flagged["art_style"]["examples"]} == plan.dups["art_style"]
 
 
+def test_removed_ids_flagged_ids_and_cards_follow_the_run(ran, plan, tmp_path):
+    """removed_ids.txt is the plain id list; flagged_sources.json lists each split's removed ids
+    as its manifest does; the dataset cards were regenerated, so `load_dataset` of a task gives
+    exactly its kept rows."""
+    import datasets
+    import yaml
+
+    ids = (ran["report"] / "removed_ids.txt").read_text().splitlines()
+    assert ids == sorted(set().union(*(_removed_idx(plan, t) for t in TASKS)))
+    flagged = json.loads((ran["report"] / "flagged_sources.json").read_text())
+    for task in TASKS:
+        card = yaml.safe_load((plan.built / task / "README.md").read_text().split("---\n")[1])
+        counts = {s["name"]: s["num_examples"] for s in card["dataset_info"]["splits"]}
+        ds = datasets.load_dataset(str(plan.built / task), cache_dir=str(tmp_path / task))
+        for split, name in (("train", "train"), ("val", "validation")):
+            path = split_dir(plan.built, task, split)
+            manifest = read_manifest(path)
+            assert flagged[task]["removed"][split] == sorted(
+                e["idx"] for e in manifest["dedup"]["removed"])
+            kept = [r.idx for r in read_split(path)]
+            assert counts[name] == len(kept) and list(ds[name]["idx"]) == kept
+
+
 def test_html_shows_flagged_pairs_side_by_side(ran, plan):
     page = (ran["report"] / "index.html").read_text()
     assert page.count("data:image/jpeg;base64,") >= 2 * len(plan.dups["art_style"])

@@ -67,20 +67,57 @@ def _scores(**kw) -> PairScores:
     return PairScores(**{**base, **kw})
 
 
-def test_decision_rules_fire_by_name():
+ANY = dataclasses.replace(CFG.policy("art_style"), rule="any")
+PAPER, PAPER_BLUR = CFG.policy("art_style"), CFG.policy("localization")
+
+
+def test_the_paper_rule_is_the_default_with_the_blurred_view_for_localization_only():
+    """App. A: "perceptual hashing and SSIM" confirm (a conjunction); A.3: Localization "on both
+    raw and blurred grayscale images"."""
+    assert CFG.rule == "paper" and CFG.blur_tasks == ("localization",)
+    assert PAPER.rule == "paper" and not PAPER.blurred and PAPER_BLUR.blurred
+
+
+def test_paper_rule_needs_phash_and_ssim_together():
+    q, b = CFG.paper_rule, CFG.borderline
+    both = _scores(phash=q.phash_max, ssim_raw=q.ssim_min)
+    assert decide(both, 0.0, None, PAPER, b).fired == ("phash_ssim_raw",)
+    assert decide(_scores(phash=0), 0.0, None, PAPER, b).verdict != "duplicate"  # pHash alone
+    ssim_only = _scores(phash=q.phash_max + 2, ssim_raw=0.99, ssim_blur=0.99, ssim_median=0.99)
+    assert decide(ssim_only, 0.0, None, PAPER, b).verdict != "duplicate"  # SSIM alone
+    assert decide(ssim_only, 0.0, None, PAPER_BLUR, b).verdict != "duplicate"
+    assert decide(ssim_only, 0.0, None, ANY, b).verdict == "duplicate"  # the stricter set flags it
+    blurred = _scores(phash=q.phash_max, ssim_raw=q.ssim_min - 0.2, ssim_blur=q.ssim_blur_min)
+    assert decide(blurred, 0.0, None, PAPER, b).verdict != "duplicate"
+    assert decide(blurred, 0.0, None, PAPER_BLUR, b).fired == ("phash_ssim_blur",)
+    assert decide(_scores(), 0.0, "exact_bytes", PAPER, b).rule == "exact_bytes"
+    near = decide(_scores(phash=q.phash_max, ssim_raw=q.ssim_min - b.ssim_margin / 2), 0.0, None,
+                  PAPER, b)
+    assert near.verdict == "borderline" and near.fired == ("near_phash_ssim_raw",)
+
+
+def test_any_rule_fires_by_name():
     r, b = CFG.rules, CFG.borderline
-    assert decide(_scores(), 0.0, "exact_pixels", r, b).rule == "exact_pixels"
-    assert decide(_scores(ssim_raw=r.ssim_raw_min), 0.0, None, r, b).fired == ("ssim_raw",)
-    hit = decide(_scores(phash=r.phash_max, ssim_blur=r.phash_ssim_blur_min), 0.0, None, r, b)
+    assert decide(_scores(), 0.0, "exact_pixels", ANY, b).rule == "exact_pixels"
+    assert decide(_scores(ssim_raw=r.ssim_raw_min), 0.0, None, ANY, b).fired == ("ssim_raw",)
+    hit = decide(_scores(phash=r.phash_max, ssim_blur=r.phash_ssim_blur_min), 0.0, None, ANY, b)
     assert hit.verdict == "duplicate" and hit.rule == "phash_ssim"
     # pHash alone, or SSIM a hair short, is not enough
-    assert decide(_scores(phash=0), 0.0, None, r, b).verdict != "duplicate"
+    assert decide(_scores(phash=0), 0.0, None, ANY, b).verdict != "duplicate"
     local = _scores(ssim_median=r.ssim_median_min, ssim_blur=r.ssim_local_blur_min)
-    assert decide(local, 0.0, None, r, b).rule == "ssim_local"
-    near = decide(_scores(ssim_blur=r.ssim_blur_min - b.ssim_margin / 2), 0.0, None, r, b)
+    assert decide(local, 0.0, None, ANY, b).rule == "ssim_local"
+    near = decide(_scores(ssim_blur=r.ssim_blur_min - b.ssim_margin / 2), 0.0, None, ANY, b)
     assert near.verdict == "borderline" and "near_ssim_blur" in near.fired
-    assert decide(_scores(), b.cosine_min, None, r, b).fired == ("high_cosine",)
-    assert decide(_scores(), 0.0, None, r, b).verdict == "distinct"
+    assert decide(_scores(), b.cosine_min, None, ANY, b).fired == ("high_cosine",)
+    assert decide(_scores(), 0.0, None, ANY, b).verdict == "distinct"
+
+
+def test_rule_set_is_validated(tmp_path):
+    text = load_registry().path.read_text().replace('rule = "paper"', 'rule = "all"')
+    path = tmp_path / "tasks.toml"
+    path.write_text(text)
+    with pytest.raises(RegistryError, match="rule must be one of paper, any"):
+        load_config(load_registry(path))
 
 
 def _pair(cand_idx, cand_slot, ref_idx, ref_slot, verdict="duplicate", kind="rendered"):
@@ -149,24 +186,28 @@ def _sig(img):
     return image_signals(jpeg(img), CFG.view_size, CFG.blur_sigma)[0]
 
 
-def _verdict(a, b) -> str:
-    return decide(compare(_sig(a), _sig(b), CFG), 0.0, None, CFG.rules, CFG.borderline).verdict
+def _verdicts(a, b) -> dict[str, str]:
+    """The pair's verdict under each rule set (the paper's raw-only and blurred policies, any)."""
+    scores = compare(_sig(a), _sig(b), CFG)
+    return {name: decide(scores, 0.0, None, policy, CFG.borderline).verdict
+            for name, policy in (("paper", PAPER), ("paper-blur", PAPER_BLUR), ("any", ANY))}
 
 
 @pytest.mark.parametrize("overlay", [boxed, pointed])
 def test_lookalikes_are_never_confirmed_and_copies_always_are(overlay):
-    """Scored directly (no retrieval in the way): a marked-up test image against a resized,
-    re-encoded or cropped clean copy is a duplicate, and so is a marked-up copy against the clean
-    image; an image with the same colour field or the same shape layout is not, even with the
-    very same markers drawn on both."""
+    """Scored directly (no retrieval in the way), under every rule set: a marked-up test image
+    against a resized, re-encoded or cropped clean copy is a duplicate, and so is a marked-up copy
+    against the clean image; an image with the same colour field or the same shape layout is not,
+    even with the very same markers drawn on both."""
+    dup = dict.fromkeys(("paper", "paper-blur", "any"), "duplicate")
     for s in range(1, 9):
         img = scene(s, s, s)
         for copy in (resized(img), reencoded(img), cropped(img)):
-            assert _verdict(overlay(img), copy) == "duplicate", (s, copy.size)
-            assert _verdict(img, overlay(copy)) == "duplicate", (s, copy.size)
+            assert _verdicts(overlay(img), copy) == dup, (s, copy.size)
+            assert _verdicts(img, overlay(copy)) == dup, (s, copy.size)
         for look in (lookalike_colours(s), lookalike_layout(s)):
-            assert _verdict(overlay(img), overlay(look)) != "duplicate", s
-            assert _verdict(img, look) != "duplicate", s
+            for a, b in ((overlay(img), overlay(look)), (img, look)):
+                assert "duplicate" not in _verdicts(a, b).values(), s
 
 
 def test_worker_processes_give_the_same_scores():

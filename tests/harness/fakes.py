@@ -89,3 +89,36 @@ def sigkill_executor() -> OracleExecutor:
             return super().run(cell, data, folder)
 
     return SigKill()
+
+
+def racing_executor() -> OracleExecutor:
+    """For the two-process test (`--executor tests.harness.fakes:racing_executor`): two
+    processes meet at a file barrier in $HARNESS_TEST_RACE (so they reach their first cell
+    together), every status check takes 1 s (a slow shared file system: the window in which
+    both could see the cell "new"), and every run of a cell appends this pid to runs.log."""
+    import time
+    from pathlib import Path
+
+    from harness.store import RunStore
+
+    race = Path(os.environ["HARNESS_TEST_RACE"])
+    (race / f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while len(list(race.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    original = RunStore.status_of
+
+    def slow_status_of(self: RunStore, config: CellConfig) -> str:
+        status = original(self, config)
+        time.sleep(1.0)
+        return status
+
+    RunStore.status_of = slow_status_of  # type: ignore[method-assign]
+
+    class Recording(OracleExecutor):
+        def run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
+            with open(race / "runs.log", "a", encoding="utf-8") as log:
+                log.write(f"{os.getpid()}\n")
+            return super().run(cell, data, folder)
+
+    return Recording()

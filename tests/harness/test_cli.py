@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.methods import METHODS
 
 
 def _args(built: Path, runs: Path, *extra: str) -> list[str]:
@@ -99,7 +100,7 @@ def test_missing_built_splits(tmp_path: Path, capsys):
     runs = tmp_path / "runs"
     assert main(_args(tmp_path / "nothing", runs, "--executor", "oracle")) == 2
     err = capsys.readouterr().err
-    assert "localization/test/manifest.json" in err and "build-task" in err
+    assert "localization/test/.livr/manifest.json" in err and "build-task" in err
     assert not runs.exists()
 
 
@@ -126,7 +127,7 @@ def test_methods_lists_every_method(capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     assert "livr_mirage" in out and "BOTTLENECK_LATENTS_NO_PROMPT" in out
-    assert len(out.splitlines()) == 1 + 19 and "mirage" in out
+    assert len(out.splitlines()) == 1 + len(METHODS) and "mirage" in out  # header + one each
 
 
 def test_report_command(built: Path, tmp_path: Path, capsys):

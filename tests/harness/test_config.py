@@ -17,7 +17,7 @@ NINE = [
 
 
 def test_shipped_tables():
-    assert table_names() == ["mirage", "table1", "table2", "table3", "table4"]
+    assert table_names() == ["broad", "mirage", "spatial", "table1", "table2", "table3", "table4"]
     t1 = load_table("1")
     assert t1.backbones == ("qwen2.5-vl-3b", "qwen3-vl-4b", "llava-onevision-1.5-4b")
     assert list(t1.tasks) == NINE and list(t1.methods) == ["zero_shot", "direct_sft", "livr"]
@@ -75,7 +75,7 @@ def test_overrides_filter_sections():
 
 
 @pytest.mark.parametrize(("table", "overrides", "message"), [
-    ("9", {}, "unknown table '9'; valid: mirage, table1, table2, table3, table4"),
+    ("9", {}, "unknown table '9'; valid: broad, mirage, spatial, table1, table2, table3, table4"),
     ("1", {"backbones": ["qwen4"]}, "unknown backbone 'qwen4'; valid: qwen2.5-vl-3b, qwen3-vl-4b"),
     ("1", {"tasks": ["jigsw"]}, r"unknown task 'jigsw'; valid .*jigsaw.*correspondence \(spair\)"),
     ("1", {"methods": ["lvr"]}, "unknown method 'lvr'; valid methods: zero_shot, direct_sft"),

@@ -19,6 +19,7 @@ import re
 import pytest
 
 from harness import demo
+from harness.config import load_table
 
 # What counts as error text in a log: tracebacks (a logging handler writing to a closed file
 # printed "--- Logging error ---" and a traceback), and error lines of any tool.
@@ -96,8 +97,9 @@ def test_the_table_is_printed_as_text_and_explained(ran):
 
 def test_splits_dedup_and_diagnostics_are_written(ran):
     out = ran["out"]
-    # every task's test split (the nine Table 1 tasks and VSP), though only Count is trained
-    assert len(list((out / "built").glob("*/test/manifest.json"))) == 10
+    nine = set(load_table("1").tasks)  # `build-task all` builds the other tasks' splits too
+    assert nine <= {p.parent.parent.parent.name
+                    for p in (out / "built").glob("*/test/.livr/manifest.json")}
     for against in ("blink", "pixmo"):
         assert (out / "built" / f"dedup-{against}" / "summary.json").is_file()
         assert "Thresholds in force" in (out / "built" / f"dedup-{against}" / "index.html"

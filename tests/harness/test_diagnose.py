@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tiny backbones are built in code
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,10 +20,11 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from harness.cli import main
-from harness.diagnose import CONDITIONS, format_summary
+from harness.config import ConfigError
+from harness.diagnose import CONDITIONS, DiagnoseConfig, format_summary, tsne_records
 from harness.modeling import ModelOptions, generate_answers
 from harness.paper import DIAGNOSTICS
-from harness.run_folder import load_run
+from harness.run_folder import SplitData, load_run
 from harness.samples import to_samples
 from tests.harness.image_splits import records, write_image_splits
 
@@ -78,12 +80,35 @@ def test_diagnose_writes_diagnostics_and_pictures(livr_run: Path, capsys):
     assert sum(kinds.values()) == pytest.approx(1.0, abs=1e-5)
     assert 0.0 < attention["answer_to_latent"] == kinds["latent"] < 1.0
     assert attention["examples"] == 6
+    assert result["tsne_examples"] == {"jigsaw": 3}
     figures = result["figures"]
     assert [Path(p).name for p in figures["overlays"]] == [
-        "attention-test_Jigsaw_1.png", "attention-test_Jigsaw_2.png"]
+        "attention-livr_test_Jigsaw_1.png", "attention-livr_test_Jigsaw_2.png"]
     for path in [figures["tsne"], *figures["overlays"]]:
         with Image.open(path) as image:
             assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_tsne_takes_the_first_examples_of_each_task_by_default(tmp_path: Path):
+    """Paper Sec. 4.5: "the first 50 evaluation examples of each of the six tasks"; the old
+    reading (the first 50 in all) is the option tsne_per="total"."""
+    tasks = ("jigsaw", "localization")
+    built = write_image_splits(tmp_path / "built", list(tasks), {"test": 6})
+    cell = SimpleNamespace(eval_tasks=tasks, limit=None, train_per_task=None)
+    data = SplitData(built, cell, "test")
+    per_task = tsne_records(data, DiagnoseConfig(tsne_examples=4))
+    assert DiagnoseConfig().tsne_per == "task" and DiagnoseConfig().tsne_examples == 50
+    for task in tasks:
+        assert [r.idx for r in per_task[task]] == [r.idx for r in data.records("test", task)[:4]]
+    total = tsne_records(data, DiagnoseConfig(tsne_examples=8, tsne_per="total"))
+    assert [len(total[t]) for t in tasks] == [6, 2]
+    assert [r.idx for r in total["localization"]] == [
+        r.idx for r in data.records("test", "localization")[:2]]
+    limited = SplitData(built, SimpleNamespace(eval_tasks=tasks, limit=3, train_per_task=None),
+                        "test")
+    assert [len(v) for v in tsne_records(limited, DiagnoseConfig(tsne_examples=4)).values()] == [3, 3]
+    with pytest.raises(ConfigError, match="--tsne-per"):
+        DiagnoseConfig(tsne_per="each")
 
 
 def test_bottleneck_without_latents_ignores_the_image_exactly(livr_run: Path):

@@ -30,6 +30,7 @@ def test_paper_defaults():
     ("latents_only", {"stage1_mask": None, "epochs": (0, 10)}),
     ("livr_mask_answer_only", {"stage1_mask": "ANSWER_ONLY"}),
     ("livr_mask_latent_no_prompt", {"stage1_mask": "BOTTLENECK_LATENTS_NO_PROMPT"}),
+    ("livr_mask_latent_no_text", {"stage1_mask": "BOTTLENECK_LATENTS_NO_TEXT"}),
     ("livr_s2_8", {"epochs": (2, 8)}),
     ("livr_s6_4", {"epochs": (6, 4)}),
     ("livr_s8_2", {"epochs": (8, 2)}),

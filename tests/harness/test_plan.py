@@ -43,8 +43,8 @@ def test_missing_splits_are_all_named(tmp_path: Path):
     with pytest.raises(MissingSplitsError) as err:
         plan_cells(load_table("3"), built, ORACLE)
     text = str(err.value)
-    assert str(built / "localization" / "val" / "manifest.json") in text  # best ckpt needs val
-    assert str(built / "functional_correspondence" / "test" / "manifest.json") in text
+    assert str(built / "localization" / "val" / ".livr" / "manifest.json") in text  # best ckpt needs val
+    assert str(built / "functional_correspondence" / "test" / ".livr" / "manifest.json") in text
     assert "build-task semantic_correspondence --split train" in text
     assert str(built / "localization" / "test") not in text
 

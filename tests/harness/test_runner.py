@@ -58,7 +58,7 @@ def test_cell_outputs(built: Path, tmp_path: Path):
     assert config["hash"] == cells[-1].hash and config["method"]["epochs"] == [4, 6]
     lines = [json.loads(x) for x in (folder / "predictions.jsonl").read_text().splitlines()]
     assert len(lines) == 5
-    assert lines[0] == {"idx": "test_Counting_1", "task": "counting", "raw": "There are 3 objects.",
+    assert lines[0] == {"idx": "livr_test_Counting_1", "task": "counting", "raw": "There are 3 objects.",
                         "parsed": "3", "gold": "3", "correct": True}
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["tasks"]["counting"]["accuracy"] == 100.0 and metrics["n"] == 5

@@ -83,7 +83,7 @@ def test_table1_end_to_end_with_the_real_executor(table_run, built: Path, capsys
     cells = runs.joinpath(*CELL)
     for method in ("zero_shot", "direct_sft", "livr"):
         preds = _predictions(cells / method)
-        assert [p["idx"] for p in preds] == [f"test_Jigsaw_{i}" for i in range(1, 7)]
+        assert [p["idx"] for p in preds] == [f"livr_test_Jigsaw_{i}" for i in range(1, 7)]
         assert all(isinstance(p["raw"], str) for p in preds)
         assert _metrics(cells / method)["tasks"]["jigsaw"]["n"] == 6
     assert "history" not in _metrics(cells / "zero_shot")["executor_info"]

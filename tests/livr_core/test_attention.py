@@ -16,7 +16,7 @@ from livr_core.backbones.base import unwrap
 from livr_core.encoding import Sample
 from livr_core.masks import MaskRules, MaskVariant
 from livr_core.model_inputs import forward_inputs
-from livr_core.token_types import TokenType
+from livr_core.token_types import TEXT_TYPES, TokenType
 from tests.livr_core.samples import random_image, two_image_sample
 
 NO_LATENTS_FOR_ANSWERS = MaskRules(answer_from_latent=True)
@@ -96,7 +96,8 @@ def test_last_hidden_states_see_the_image_only_where_the_mask_lets_them(
     position = torch.arange(len(types))
     first_image, first_latent = (int((types == t).nonzero()[0])
                                  for t in (TokenType.IMAGE, TokenType.LATENT))
-    text = (types == TokenType.TEXT) & (position > first_image) & (position < first_latent)
+    text = (torch.isin(types, torch.tensor(TEXT_TYPES)) & (position > first_image)
+            & (position < first_latent))
     assert int(text.sum()) >= len("Which quadrant?") // 4  # the prompt is in the selection
     states = last_hidden_states(model, adapter, batch, MaskVariant.BOTTLENECK)
     assert states.dtype == torch.float32 and states.shape[:2] == batch.input_ids.shape

@@ -84,7 +84,8 @@ def test_vision_towers_reuse_language_model_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("tiny", "real", "token_pixels"),
-    [("tiny-qwen2.5-vl", "qwen2.5-vl-3b", 28 * 28), ("tiny-qwen3-vl", "qwen3-vl-4b", 32 * 32)],
+    [("tiny-qwen2.5-vl", "qwen2.5-vl-3b", 28 * 28), ("tiny-qwen2.5-vl", "qwen2.5-vl-7b", 28 * 28),
+     ("tiny-qwen3-vl", "qwen3-vl-4b", 32 * 32)],
 )
 def test_real_loader_reads_a_local_directory_offline(
     tiny: str, real: str, token_pixels: int, tmp_path: Path

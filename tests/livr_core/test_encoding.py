@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -128,3 +130,15 @@ def test_prompt_only_encoding_stops_at_the_assistant_header(prepare) -> None:
     prompt = encoder.encode(two_image_sample(0), with_answer=False)
     assert torch.equal(prompt.input_ids, full.input_ids[: full.prompt_length])
     assert (prompt.labels == IGNORE_INDEX).all()
+
+
+def test_system_turn_only_when_asked(prepare, backbone_name: str) -> None:
+    backbone, _, encoder = prepare(backbone_name)
+    tokenizer = backbone.tokenizer
+    plain = encoder.encode(two_image_sample(0), with_answer=False).input_ids.tolist()
+    sample = replace(two_image_sample(0), system="Answer briefly.")
+    ids = encoder.encode(sample, with_answer=False).input_ids.tolist()
+    system = _ids(tokenizer, "<|im_start|>system\nAnswer briefly.<|im_end|>\n")
+    assert ids == system + plain  # the system turn comes first; the rest is unchanged
+    empty = encoder.encode(replace(sample, system=""), with_answer=False).input_ids.tolist()
+    assert empty == _ids(tokenizer, "<|im_start|>system\n<|im_end|>\n") + plain

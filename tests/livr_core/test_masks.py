@@ -8,9 +8,10 @@ import torch
 from livr_core.masks import MaskRules, MaskVariant, allowed_attention, to_attention_mask
 from livr_core.token_types import TokenType
 
-T, I, L, A = TokenType.TEXT, TokenType.IMAGE, TokenType.LATENT, TokenType.ANSWER
+T, I, L, A, P = (TokenType.TEXT, TokenType.IMAGE, TokenType.LATENT, TokenType.ANSWER,
+                 TokenType.PROMPT)
 # scaffold, image x2, vision-end, prompt x2, latent x2, scaffold, answer x2, then 2 pads
-ROW = [T, I, I, T, T, T, L, L, T, A, A, T, T]
+ROW = [T, I, I, T, P, P, L, L, T, A, A, T, T]
 VALID = [1] * 11 + [0, 0]
 
 
@@ -59,11 +60,35 @@ def test_answer_only_and_mask_only_leave_the_prompt_its_image_access() -> None:
         _mask(MaskVariant.MASK_ONLY)
 
 
-def test_latents_barred_from_prompt_still_see_images_and_each_other() -> None:
+def test_latent_to_prompt_bars_exactly_the_question_from_the_latents() -> None:
+    """Table 4(a) "+latent->prompt": the bottleneck, minus latent -> PROMPT keys, nothing else;
+    the latents keep the scaffolding (first token, vision markers), the images and each other."""
     mask = _mask(MaskVariant.BOTTLENECK_LATENTS_NO_PROMPT)
-    latent, texts = _positions(L)[1], _positions(T)
-    assert not bool(mask[latent, [t for t in texts if t < latent]].any())
-    assert bool(mask[latent, _positions(I)].all()) and bool(mask[latent, _positions(L)].all())
+    bottleneck = _mask(MaskVariant.BOTTLENECK)
+    barred = torch.zeros_like(mask)
+    for q in _positions(L):
+        barred[q, _positions(P)] = True
+    assert torch.equal(bottleneck & ~mask, barred) and not bool((mask & ~bottleneck).any())
+    latent = _positions(L)[1]
+    before = [k for k in range(latent + 1) if ROW[k] != P]
+    assert bool(mask[latent, before].all()) and not bool(mask[latent, _positions(P)].any())
+
+
+def test_stricter_reading_bars_every_text_key_from_the_latents() -> None:
+    mask = _mask(MaskVariant.BOTTLENECK_LATENTS_NO_TEXT)
+    bottleneck = _mask(MaskVariant.BOTTLENECK)
+    barred = torch.zeros_like(mask)
+    for q in _positions(L):
+        barred[q, [k for k in _positions(T) + _positions(P) if k < q]] = True
+    assert torch.equal(bottleneck & ~mask, barred)
+    latent = _positions(L)[1]
+    assert torch.equal(mask[latent].nonzero().flatten(), torch.tensor(_positions(I) + _positions(L)))
+
+
+def test_prompt_and_text_are_alike_under_every_other_mask() -> None:
+    as_text = [T if t == P else t for t in ROW]
+    for variant in (MaskVariant.CAUSAL, MaskVariant.BOTTLENECK, MaskVariant.ANSWER_ONLY):
+        assert torch.equal(_mask(variant), _mask(variant, as_text)), variant
 
 
 def test_query_rows_for_a_kv_cache_are_the_tail_of_the_full_mask() -> None:

@@ -13,7 +13,7 @@ import torch
 from livr_core.encoding import Sample
 from livr_core.masks import MaskRules, MaskVariant
 from livr_core.model_inputs import forward_inputs
-from livr_core.token_types import TokenType
+from livr_core.token_types import TEXT_TYPES, TokenType
 from tests.livr_core.samples import random_image, two_image_sample
 
 SEALED = MaskRules(text_from_image=True, answer_from_image=True, latent_from_image=True)
@@ -54,7 +54,7 @@ def test_livr_bottleneck_keeps_the_prompt_image_free_and_routes_through_latents(
     second, _ = _logits(backbone, encoder, [two_image_sample(10)], MaskVariant.BOTTLENECK)
     types = batch.token_types[0]
     first_latent = int((types == TokenType.LATENT).nonzero().min())
-    prompt = (types == TokenType.TEXT) & (torch.arange(len(types)) < first_latent)
+    prompt = torch.isin(types, torch.tensor(TEXT_TYPES)) & (torch.arange(len(types)) < first_latent)
     assert torch.equal(first[0, prompt], second[0, prompt])
     for kind in (TokenType.LATENT, TokenType.ANSWER):
         diff = _max_diff(first[0, types == kind], second[0, types == kind])

@@ -1,0 +1,5 @@
+"""BLINK-5's test split: the BLINK subset builder with tasks.toml [tasks.blink5.params]."""
+
+from builders.tasks.blink_subset import build
+
+__all__ = ["build"]
