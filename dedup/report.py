@@ -185,12 +185,17 @@ def thumbnails(res: TaskResult, max_pairs: int, px: int) -> dict[str, str]:
 # --- index.html ---------------------------------------------------------------------------------
 
 
-def rules_in_force(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def rules_in_force(config: dict[str, Any], task: str | None = None) -> tuple[str, dict[str, Any]]:
     """(name, thresholds) of the confirmation rule set the run used, from the summary's config:
-    the `rule` it names when the config has several sets, else its one `rules` table."""
+    the `rule` it names when the config has several sets (the paper's set confirms on blurred
+    views only for its `blur_tasks`: for another `task` its blurred thresholds are left out),
+    else its one `rules` table."""
     name = config.get("rule")
     if name and isinstance(config.get(f"{name}_rule"), dict):
-        return name, config[f"{name}_rule"]
+        thresholds = dict(config[f"{name}_rule"])
+        if task is not None and "blur_tasks" in config and task not in config["blur_tasks"]:
+            thresholds = {k: v for k, v in thresholds.items() if "blur" not in k}
+        return name, thresholds
     return name or "any", config.get("rules", {})
 
 
@@ -278,7 +283,10 @@ def _thresholds_html(config: dict[str, Any]) -> str:
                  for k, v in retrieval]
     return (
         f"<div class=cols><div><h3>Confirmation: rule set <code>{html.escape(str(name))}</code>"
-        f"</h3>{_table_html(['threshold', 'value'], rows)}<p class=note>Identical bytes or pixels "
+        f"</h3>{_table_html(['threshold', 'value'], rows)}<p class=note>"
+        + (f"Blurred views confirm only for {html.escape(', '.join(config['blur_tasks']))}. "
+           if config.get("blur_tasks") and name != "any" else "")
+        + "<code>[dedup] rule</code> in tasks.toml chooses the set. Identical bytes or pixels "
         f"always count (<code>exact_bytes</code>, <code>exact_pixels</code>). pHash is a distance "
         f"in bits (64-bit hash; lower is closer); SSIM is 1 for identical views. Under each "
         f"pair, &#10003; marks a threshold the pair meets; a rule fires only when all of its "
@@ -351,7 +359,6 @@ def index_html(against: str, results: list[TaskResult], max_pairs: int,
     beside the closest unflagged ones, each with its scores and the rule that fired (or the
     thresholds it missed). `summary` is the run's summary.json content."""
     config = summary.get("config", {})
-    _, thresholds = rules_in_force(config)
     tasks = summary.get("tasks", {})
     parts = [
         f"<!doctype html><meta charset=utf-8><title>dedup against {html.escape(against)}</title>",
@@ -363,6 +370,7 @@ def index_html(against: str, results: list[TaskResult], max_pairs: int,
         "<h2>Counts per task and split</h2>", _counts_html(tasks),
     ]
     for res in results:
+        _, thresholds = rules_in_force(config, res.task)
         groups = shown_pairs(res, max_pairs)
         t = tasks.get(res.task, {})
         decisions = ", ".join(f"{v} {k}" for k, v in t.get("decisions", {}).items())
