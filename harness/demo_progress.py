@@ -100,7 +100,10 @@ class StepSink:
                 if ending == "\n":
                     self._log.write(self._prefix(source) + segment + "\n")
                     if CELL_LINE.match(segment):
-                        self.context[source] = segment.split(" (")[0]
+                        # "[2/3] table1/tiny-llava/counting/livr (attempt 1)" -> "[2/3]
+                        # counting/livr": the table and backbone are the same in every line
+                        count, key = segment.split(" (")[0].split(" ", 1)
+                        self.context[source] = f"{count} {'/'.join(key.split('/')[-2:])}"
                         self.live.pop(source, None)
                     elif TQDM.match(segment.strip()):
                         self.live.pop(source, None)  # a finished bar
