@@ -325,19 +325,16 @@ class LlavaOnevision15Model(LlavaOnevision15PreTrainedModel):
         slots = slots[..., None].expand_as(inputs_embeds)
         return inputs_embeds.masked_scatter(slots, features.to(inputs_embeds))
 
-    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
         pixel_values: torch.Tensor | None = None,
         image_grid_thw: torch.LongTensor | None = None,
         **kwargs: Any,
     ) -> BaseModelOutputWithPast:
+        """Image features scattered into the embeddings; `kwargs` go to `Qwen3Model.forward`
+        (attention_mask 2D or 4D, position_ids, cache, use_cache, ...)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -346,14 +343,7 @@ class LlavaOnevision15Model(LlavaOnevision15PreTrainedModel):
                 inputs_embeds = self._scatter_images(
                     input_ids, inputs_embeds, self.get_image_features(pixel_values, image_grid_thw)
                 )
-        return self.language_model(
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            **kwargs,
-        )
+        return self.language_model(inputs_embeds=inputs_embeds, **kwargs)
 
 
 class LlavaOnevision15ForConditionalGeneration(LlavaOnevision15PreTrainedModel, GenerationMixin):
@@ -392,26 +382,28 @@ class LlavaOnevision15ForConditionalGeneration(LlavaOnevision15PreTrainedModel, 
         position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         pixel_values: torch.Tensor | None = None,
         image_grid_thw: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
         mm_token_type_ids: torch.Tensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
+        """`LlavaOnevision15Model.forward`'s inputs (spelled out: `generate` checks them) plus
+        `labels` (a loss) and `logits_to_keep`."""
         # The Qwen processor's per-token modality ids (so `generate(**processor(...))` works);
         # they only matter for M-RoPE, and the Qwen3 text model uses 1D positions.
         del mm_token_type_ids
         outputs = self.model(
             input_ids=input_ids,
+            inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            image_grid_thw=image_grid_thw,
             attention_mask=attention_mask,
             position_ids=position_ids,
             cache=cache,
-            inputs_embeds=inputs_embeds,
             use_cache=use_cache,
-            pixel_values=pixel_values,
-            image_grid_thw=image_grid_thw,
             **kwargs,
         )
         logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
