@@ -10,16 +10,22 @@ as in the Qwen backbones):
 
 * Vision tower (RiceViT, a ViT with 2D rotary positions): a bias-free 14x14 `Conv2d` patch
   embedding (the processor's `temporal_patch_size` is 1), one learned class token prepended to
-  every image whose rotary angles are a learned vector (`class_pos_emb`)
-  instead of a position, a pre-LayerNorm, pre-norm blocks (LayerNorm, Qwen2-VL's
+  every image, whose rotary angles are a learned vector (`class_pos_emb`) instead of a position,
+  a pre-LayerNorm, pre-norm blocks (LayerNorm, Qwen2-VL's
   `VisionAttention` with one fused qkv and attention confined to each image, fc1/GELU/fc2), the
   class tokens dropped again, then the patch merger: LayerNorm per patch, the 2x2 neighbours
   concatenated, Linear/GELU/Linear into the language model's width. Patch rotary angles are
-  Qwen2-VL's axial 2D ones (theta 10000 over head_dim / 2 frequencies, rows then columns).
+  Qwen2-VL's axial 2D ones (theta 10000, head_dim / 4 frequencies per axis, rows then columns).
 * Language model: transformers' `Qwen3Model` (1D RoPE positions, q/k RMSNorm); `lm_head` is tied to
   the input embedding only when the configuration says so (the 4B checkpoint ships an untied one).
 * Merging: the image features replace the `<|image_pad|>` embeddings in order; a count mismatch
   is an error. Videos are not supported (the toolkit's tasks are images).
+
+One known difference, kept as an option: the published remote code hands the second and later
+images of a vision batch features shifted by one row per earlier image (it removes the class
+tokens at offsets that ignore those inserted before); by default each image gets its own patches
+as in the training code, and `"remote_code_feature_shift": true` in `vision_config` reproduces
+the remote code. Single images are unaffected.
 
 The published checkpoint stores `visual.*`, `model.*` (the Qwen3 text model) and `lm_head.*`;
 `CHECKPOINT_KEY_MAP` maps them onto `model.visual.*`, `model.language_model.*`, `lm_head.*`.
