@@ -150,8 +150,8 @@ def _executor_opt(p: argparse.ArgumentParser) -> None:
                         "fields of harness.options.ModelOptions: device, source, models_dir, "
                         "batch_size, max_new_tokens, dtype, min_pixels, max_pixels, ...")
     p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow backbones whose checkpoint ships modeling code (LLaVA-OV-1.5); "
-                        "review that code first")
+                   help="allow a checkpoint livr_core has no native implementation for to run "
+                        "the modeling code it ships; review that code first")
 
 
 def _executor_options(args: argparse.Namespace) -> dict[str, str]:

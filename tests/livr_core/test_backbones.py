@@ -1,4 +1,5 @@
-"""Backbone registry, remote-code opt-in, tiny builders, LoRA target selection."""
+"""Backbone registry, tiny builders, LoRA target selection (LLaVA-OneVision-1.5 and the
+remote-code opt-in: test_llava_ov15.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from livr_core.backbones import (
     BACKBONES,
     LoadOptions,
-    RemoteCodeNotAllowed,
     get_backbone,
     load_backbone,
 )
@@ -23,12 +23,6 @@ def test_unknown_backbone_lists_the_known_ones() -> None:
         get_backbone("qwen9-vl")
     for name in BACKBONES:
         assert name in str(error.value)
-
-
-def test_remote_code_backbone_refuses_without_opt_in() -> None:
-    # Raised before anything is fetched, so this runs offline.
-    with pytest.raises(RemoteCodeNotAllowed, match="trust_remote_code=True"):
-        load_backbone("llava-onevision-1.5-4b")
 
 
 def test_registry_has_the_paper_backbones() -> None:
