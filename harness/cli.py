@@ -21,9 +21,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.config import ConfigError, Overrides, TableConfig, load_table, table_names
 from harness.methods import METHODS
+
+if TYPE_CHECKING:
+    from harness.executor import CellExecutor
+    from harness.plan import Cell
 
 
 def _names(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -183,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{table.title}{where}: {len(cells)} cells, executor {executor.name}, "
               f"store {args.runs}")
         print(format_plan(cells, statuses))
+        _print_plan_warnings(executor, cells)
         return 0
     for moved in check_conflicts(cells, store, args.replace):
         print(f"moved aside: {moved}")
@@ -191,6 +197,21 @@ def _run(args: argparse.Namespace) -> int:
     _write_report(table, args.runs)
     print(summary.describe())
     return 1 if summary.failed else 0
+
+
+def _print_plan_warnings(executor: CellExecutor, cells: Sequence[Cell]) -> None:
+    """The executor's warnings about planned cells (e.g. a stage trained at learning rate 0),
+    each message once with the cells it concerns."""
+    plan_warnings = getattr(executor, "plan_warnings", None)
+    if plan_warnings is None:
+        return
+    by_message: dict[str, list[str]] = {}
+    for cell in cells:
+        for message in plan_warnings(cell):
+            by_message.setdefault(message, []).append("/".join(cell.key[1:]))
+    for message, keys in by_message.items():
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        print(f"warning: {message} ({len(keys)} cell(s): {shown})")
 
 
 def _train(args: argparse.Namespace) -> int:
