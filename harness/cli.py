@@ -1,5 +1,5 @@
-"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `demo` and
-`mechanism` (their own options are parsed by `harness.demo.main` / `harness.mechanism.main`).
+"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `doctor`, `demo`
+and `mechanism` (their own options are parsed by `harness.demo.main` / `harness.mechanism.main`).
 
 Owns argument parsing and `main(argv)` only; the work is in `harness.config` (tables),
 `harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store`,
@@ -13,6 +13,7 @@ success, 1 some cells failed, 2 bad input (nothing was run).
     harness train --backbone qwen3-vl-4b --task localization --method livr --out runs/loc-livr
     harness eval runs/loc-livr --split val
     harness diagnose runs/table3/qwen3-vl-4b/localization/livr
+    harness doctor --backbone qwen2.5-vl-3b --executor-opt source=/models/Qwen2.5-VL-3B-Instruct
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
                    "(see harness demo --help)")
     sub.add_parser("mechanism", help="train LIVR and latents-only on a synthetic task and check "
                    "that only LIVR answers through its latents (see harness mechanism --help)")
+    _doctor_parser(sub)
     return parser
 
 
@@ -147,6 +149,35 @@ def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
                           help="examples drawn with latent-to-image attention (default: 4)")
     diagnose.add_argument("--tsne-examples", type=int, default=50,
                           help="examples in the t-SNE plot (default: 50, as the paper)")
+
+
+def _doctor_parser(sub: argparse._SubParsersAction) -> None:
+    doctor = sub.add_parser("doctor", help="check this machine, backbone and checkpoint before "
+                            "a long run: versions, device, loading, latents, template, pixel "
+                            "budget, exact bottleneck, step timings, Table 1 estimate")
+    doctor.add_argument("--backbone", required=True)
+    doctor.add_argument("--task", help="time and check on this task's first training example "
+                        "(default: a synthetic two-image example)")
+    doctor.add_argument("--built", type=Path, help="built splits for --task (default: built/)")
+    doctor.add_argument("--steps", type=int, default=3,
+                        help="timed optimizer steps per arm, after one warm-up (default: 3)")
+    doctor.add_argument("--image-size", default="640x480", metavar="WxH",
+                        help="images of the synthetic example (default: 640x480)")
+    doctor.add_argument("--json", type=Path, help="also write the checks as JSON here")
+    _executor_opt(doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from harness.doctor import main as doctor_main
+    from harness.options import ModelOptions
+
+    width, sep, height = args.image_size.partition("x")
+    if not (sep and width.isdigit() and height.isdigit()) or args.steps < 1:
+        raise ConfigError(f"--image-size takes WxH (e.g. 640x480) and --steps >= 1; got "
+                          f"{args.image_size!r}, {args.steps}")
+    options = ModelOptions.parse(_executor_options(args))
+    return doctor_main(args.backbone, options, args.task, args.built, args.steps,
+                       (int(width), int(height)), args.json)
 
 
 def _load(args: argparse.Namespace) -> TableConfig:
@@ -309,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             _write_report(_load(args), args.runs)
             return 0
-        commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run}
+        commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
+                    "doctor": _doctor}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -77,7 +77,7 @@ def load_model(name: str, options: ModelOptions) -> Backbone:
             looked = (" (looked for " + ", ".join(
                 str(Path(options.models_dir) / n) for n in local_names(name)) + ")")
         raise ConfigError(
-            f"{exc}.\nPoint at a local copy with --executor-opt source=DIR (the checkpoint "
+            f"{exc.reason}.\nPoint at a local copy with --executor-opt source=DIR (the checkpoint "
             f"directory of {name}) or --executor-opt models_dir=DIR (a folder holding it under "
             f"one of the names {', '.join(local_names(name))}){looked}"
         ) from None

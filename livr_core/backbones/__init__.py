@@ -88,7 +88,14 @@ class BackboneSpec:
 
 
 class BackboneUnavailable(OSError):
-    """The backbone's weights are neither at the given path, nor cached, nor downloadable now."""
+    """The backbone's weights are neither at the given path, nor cached, nor downloadable now.
+
+    `reason` says which; the message adds how to point livr_core at a local copy."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason}; point at a local copy of the checkpoint with "
+                         "LoadOptions(source=DIR)")
+        self.reason = reason
 
 
 def _looks_like_path(source: str) -> bool:
@@ -119,8 +126,7 @@ def _hub_source(name: str, repo: str) -> str:
         return snapshot_download(repo, local_files_only=True)
     except Exception:  # noqa: BLE001 - not (completely) in the local cache
         raise BackboneUnavailable(
-            f"{name}: {repo} is not in the local Hugging Face cache and {reason}; point at a "
-            "local copy of the checkpoint with LoadOptions(source=DIR)"
+            f"{name}: {repo} is not in the local Hugging Face cache and {reason}"
         ) from None
 
 
