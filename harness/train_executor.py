@@ -97,7 +97,6 @@ class LivrExecutor:
             "train": {k: v for k, v in asdict(TrainConfig()).items() if k not in skip},
             "lora": {k: finetune[k] for k in ("r", "alpha", "dropout")},
             "max_length": EncodingConfig().max_length,
-            "attn_implementation": LoadOptions().attn_implementation,  # sdpa and eager round apart
             "tiny_weights_seed": LoadOptions().seed,  # the tiny backbones' random weights
             **self.options.run_settings(),
         }
