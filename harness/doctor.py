@@ -109,8 +109,8 @@ def _device(state: _State) -> Check:
             raise CheckFailed(f"{detail}: precision {state.options.precision} trains in bf16; "
                               "use --executor-opt precision=fp32 on this GPU")
         return Check("device", "ok", detail, {"device": props.name, "bf16": bf16})
-    detail = (f"{device} ({torch.get_num_threads()} threads): training in fp32, hours per cell "
-              "at real widths; a GPU is what the paper's runs need")
+    detail = (f"{device} ({torch.get_num_threads()} threads), no autocast: fine for checks and "
+              "tiny models; the paper's runs need a GPU")
     return Check("device", "ok", detail, {"device": str(device)})
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -300,3 +301,27 @@ def test_generation_stops_on_every_end_token_then_one_training_step(
     others = [i for i in range(embedding.shape[0]) if i not in latents.ids]
     assert not torch.equal(weight[ids], embedding[ids])
     assert torch.equal(weight[others], embedding[others])
+
+
+@pytest.mark.skipif(not os.environ.get("LIVR_REAL_WIDTHS"),
+                    reason="opt-in: LIVR_REAL_WIDTHS=1 writes ~1-2 GB checkpoints at published widths")
+@pytest.mark.parametrize("name", BACKBONES)
+def test_real_width_checkpoints_load_and_keep_the_bottleneck_exact(
+    name: str, tmp_path: Path
+) -> None:
+    """The slow variant: published widths (2 layers), the same real path as the CI variant."""
+    directory = write_checkpoint(name, tmp_path / name, widths="real")
+    backbone = load_backbone(name, LoadOptions(source=str(directory)))
+    text = backbone.model.config.get_text_config()
+    published = reduced_config(name, "real")
+    expected = published.get("text_config", published)["hidden_size"]
+    assert text.hidden_size == expected and text.num_hidden_layers == 2
+    encoder = Encoder(backbone, add_latent_tokens(backbone, LatentConfig(k=4))).without_latents()
+    logits = []
+    for color in ((200, 30, 30), (30, 30, 200)):
+        batch = encoder([Sample([_image(color)], "Which is red? (A) x (B) y", "(A)", "s")])
+        with torch.no_grad():
+            out = backbone.model(**forward_inputs(backbone.model, backbone.adapter, batch,
+                                                  MaskVariant.BOTTLENECK)).logits[0]
+        logits.append(out[batch.token_types[0] == TokenType.ANSWER])
+    assert torch.equal(*logits)
