@@ -1,8 +1,8 @@
 """A method's model, built from `livr_core` parts, and greedy answers from it.
 
 Owns `Prepared`, `load_model`, `prepare`, `load_weights` and `generate_answers` /
-`generate_texts`; re-exports
-`ModelOptions` (the `--executor-opt` keys, kept torch-free in `harness.options`). The executor
+`generate_texts`; re-exports `ModelOptions` (the `--executor-opt` keys, kept torch-free in
+`harness.options`). The executor
 (`harness.train_executor`), `harness eval` and `harness diagnose` all build a method's model
 here, so a run is evaluated with exactly the model it was trained as.
 
