@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 # torch dtype names a checkpoint may be loaded in (`getattr(torch, name)` in harness.modeling).
 _DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
+# sdpa and eager take LIVR's 4D masks (livr_core.masks); flash attention only the causal ones
+# (zero-shot, direct SFT, stage 2), and refuses a 4D mask with an error saying so.
+_ATTENTION = ("sdpa", "eager", "flash_attention_2")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -32,7 +35,8 @@ class ModelOptions:
     """
 
     source: str | None = None  # local dir or Hub id of the backbone (runs of one backbone)
-    models_dir: str | None = None  # <models_dir>/<backbone name>/ when it exists (several)
+    # several backbones: <models_dir>/<name>, /<Hub repo name> or /<org>/<repo> when it exists
+    models_dir: str | None = None
     device: str | None = None  # default: cuda when available, else cpu
     trust_remote_code: bool = False  # run a checkpoint's own modeling code: opt in only
     batch_size: int = 8  # prompts per generation forward; answers do not depend on it
@@ -42,8 +46,11 @@ class ModelOptions:
     max_pixels: int | None = None
     max_new_tokens: int = 16  # answers are "(A)".."(D)" or a count: a few tokens
     precision: str = "auto"  # autocast: auto = bf16 on GPU, fp32 on CPU (as livr_core's trainer)
+    attn_implementation: str = "sdpa"  # LoadOptions' default; sdpa and eager round apart
 
-    RUN_SETTINGS: ClassVar[tuple[str, ...]] = ("dtype", "min_pixels", "max_pixels", "max_new_tokens", "precision")
+    RUN_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "dtype", "min_pixels", "max_pixels", "max_new_tokens", "precision", "attn_implementation",
+    )
 
     @classmethod
     def parse(cls, values: Mapping[str, Any]) -> ModelOptions:
@@ -57,12 +64,26 @@ class ModelOptions:
         return cls(**{k: _coerce(k, v, kinds[k]) for k, v in values.items()})
 
     def source_for(self, backbone: str) -> str | None:
-        """Where backbone `backbone` loads from (None: its Hub id, or built in code)."""
+        """Where backbone `backbone` loads from (None: its Hub id, or built in code).
+
+        A local directory is returned absolute, so a run records where it can be found again
+        from any working directory."""
         if self.source is not None:
-            return self.source
-        if self.models_dir is not None and (Path(self.models_dir) / backbone).is_dir():
-            return str(Path(self.models_dir) / backbone)
+            path = Path(self.source).expanduser()
+            return str(path.resolve()) if path.is_dir() else self.source
+        if self.models_dir is None:
+            return None
+        for name in local_names(backbone):
+            if (Path(self.models_dir) / name).is_dir():
+                return str((Path(self.models_dir) / name).resolve())
         return None
+
+    def recorded(self, recorded: Mapping[str, Any]) -> ModelOptions:
+        """These options with a run's recorded `source` as the default: what the user did not
+        set explicitly (neither `source` nor `models_dir`) comes from the run."""
+        if self.source is None and self.models_dir is None and recorded.get("source"):
+            return replace(self, source=str(recorded["source"]))
+        return self
 
     def resolved_device(self) -> torch.device:
         import torch  # here, not at the top: planning a run must not pay torch's import
@@ -83,6 +104,14 @@ class ModelOptions:
         return autocast_for(self.precision, self.resolved_device())
 
 
+def local_names(backbone: str) -> tuple[str, ...]:
+    """Folder names a local copy of `backbone` may have (`BackboneSpec.local_names`)."""
+    from livr_core.backbones import BACKBONES  # only when a model is about to be loaded
+
+    spec = BACKBONES.get(backbone)
+    return spec.local_names() if spec is not None else (backbone,)
+
+
 def _coerce(key: str, value: Any, kind: str) -> Any:
     if not isinstance(value, str):
         return value
@@ -98,6 +127,9 @@ def _coerce(key: str, value: Any, kind: str) -> Any:
         raise ConfigError(f"executor option {key}={value!r}: expected {kind}") from None
     if key == "precision" and value not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"executor option precision={value!r}: use auto, bf16 or fp32")
+    if key == "attn_implementation" and value not in _ATTENTION:
+        raise ConfigError(f"executor option attn_implementation={value!r}: use "
+                          f"{', '.join(_ATTENTION)}")
     if key == "dtype" and value not in _DTYPES:
         raise ConfigError(f"executor option dtype={value!r}: use auto or a torch dtype name "
                           "(bfloat16, float16, float32)")

@@ -4,7 +4,7 @@ Owns `write_llava_ov15_checkpoint`. The directory holds what the published repos
 for loading, as the published files lay it out:
 * `config.json`: the 4B configuration (`model_type` "llavaonevision1_5", its `auto_map` naming
   the remote code, a `LLaVAOneVision1_5_text` text config, a `rice_vit` vision config), with
-  `num_layers` text layers and as many vision blocks (at most the published 24) and, for
+  `layers` text layers and as many vision blocks (at most the published 24) and, for
   `widths="ci"`, the
   widths reduced as `CI_WIDTHS` says; the vocabulary keeps its 151,936 real rows;
 * `preprocessor_config.json` (Qwen2.5-VL image processor, 1-frame patches), `tokenizer_config.json`
@@ -50,18 +50,18 @@ WEIGHTS_INDEX = "model.safetensors.index.json"
 SHARDS = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
 
 
-def checkpoint_config(widths: Literal["ci", "real"] = "ci", num_layers: int = 2) -> dict[str, Any]:
-    """The published config.json with `num_layers` layers (vision: at most its own 24) and, for
+def checkpoint_config(widths: Literal["ci", "real"] = "ci", layers: int = 2) -> dict[str, Any]:
+    """The published config.json with `layers` layers (vision: at most its own 24) and, for
     "ci", `CI_WIDTHS`; `("real", 36)` is the published file itself."""
     if widths not in ("ci", "real"):
         raise ValueError(f"widths must be 'ci' or 'real', not {widths!r}")
-    if num_layers < 1:
-        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    if layers < 1:
+        raise ValueError(f"layers must be >= 1, got {layers}")
     config = json.loads((DATA / "config.json").read_text())
     text, vision = config["text_config"], config["vision_config"]
-    text.update(num_hidden_layers=num_layers, max_window_layers=num_layers,
-                layer_types=["full_attention"] * num_layers)
-    vision["depth"] = min(num_layers, vision["depth"])
+    text.update(num_hidden_layers=layers, max_window_layers=layers,
+                layer_types=["full_attention"] * layers)
+    vision["depth"] = min(layers, vision["depth"])
     if widths == "ci":
         text.update(CI_WIDTHS["text_config"])
         vision.update(CI_WIDTHS["vision_config"])
@@ -69,12 +69,12 @@ def checkpoint_config(widths: Literal["ci", "real"] = "ci", num_layers: int = 2)
 
 
 def write_llava_ov15_checkpoint(
-    out: Path, *, widths: Literal["ci", "real"] = "ci", num_layers: int = 2, seed: int = 0
+    out: Path, *, widths: Literal["ci", "real"] = "ci", layers: int = 2, seed: int = 0
 ) -> Path:
     """Write the checkpoint directory `out` (created; existing files are overwritten)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    config = checkpoint_config(widths, num_layers)
+    config = checkpoint_config(widths, layers)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     for name in COPIED_FILES:
         shutil.copyfile(DATA / name, out / name)

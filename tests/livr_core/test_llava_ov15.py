@@ -127,10 +127,10 @@ def test_real_widths_build_the_published_4b_shapes() -> None:
     published = json.loads(
         (Path(__file__).parents[2] / "livr_core/realconfig/data/llava-onevision-1.5/config.json")
         .read_text())
-    assert checkpoint_config("real", num_layers=36) == published
+    assert checkpoint_config("real", layers=36) == published
     with torch.device("meta"):
         model = LlavaOnevision15ForConditionalGeneration(
-            LlavaOnevision15Config(**checkpoint_config("real", num_layers=1)))
+            LlavaOnevision15Config(**checkpoint_config("real", layers=1)))
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert shapes["model.language_model.layers.0.self_attn.q_proj.weight"] == (4096, 2560)
     assert shapes["model.language_model.layers.0.self_attn.k_proj.weight"] == (1024, 2560)
@@ -142,9 +142,9 @@ def test_real_widths_build_the_published_4b_shapes() -> None:
 
 
 def test_writing_is_deterministic_from_the_seed(tmp_path: Path) -> None:
-    first = write_llava_ov15_checkpoint(tmp_path / "a", num_layers=1)
-    second = write_llava_ov15_checkpoint(tmp_path / "b", num_layers=1)
-    other = write_llava_ov15_checkpoint(tmp_path / "c", num_layers=1, seed=1)
+    first = write_llava_ov15_checkpoint(tmp_path / "a", layers=1)
+    second = write_llava_ov15_checkpoint(tmp_path / "b", layers=1)
+    other = write_llava_ov15_checkpoint(tmp_path / "c", layers=1, seed=1)
     for path in first.iterdir():
         assert path.read_bytes() == (second / path.name).read_bytes(), path.name
     assert (first / "model-00002-of-00002.safetensors").read_bytes() != (
