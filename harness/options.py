@@ -134,3 +134,16 @@ def _coerce(key: str, value: Any, kind: str) -> Any:
         raise ConfigError(f"executor option dtype={value!r}: use auto or a torch dtype name "
                           "(bfloat16, float16, float32)")
     return value or None if "None" in kind else value
+
+
+def answer_budget(options: ModelOptions, tasks: tuple[str, ...]) -> ModelOptions:
+    """`options` with max_new_tokens raised to the largest `max_new_tokens` param of `tasks`
+    (tasks.toml: VSP's plans need more than a letter's 16 tokens). Training, `harness run`,
+    `eval` and `diagnose` all apply it, so a run is always answered with the same budget."""
+    from builders.registry import load_registry
+
+    registry = load_registry()
+    budget = max([options.max_new_tokens, *(
+        int(registry.resolve(t).params.get("max_new_tokens", 0)) for t in tasks
+    )])
+    return replace(options, max_new_tokens=budget)

@@ -33,6 +33,7 @@ from harness.config import ConfigError, Overrides, load_table
 from harness.executor import CellData, CellResult
 from harness.methods import MethodError, get_method
 from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
+from harness.options import answer_budget
 from harness.plan import Cell, plan_cells
 from harness.protocol import (
     ProtocolError,
@@ -173,7 +174,8 @@ def load_run(run_dir: Path, options: ModelOptions) -> LoadedRun:
     name = cell.executor.get("name")
     if name != "livr":
         raise ConfigError(f"{run_dir} was made by the {name!r} executor, which has no model")
-    options = run_options(run_dir, cell, options)
+    options = answer_budget(run_options(run_dir, cell, options),
+                            (*cell.train_tasks, *cell.eval_tasks))
     weights = _weights_dir(run_dir, cell)
     prepared = prepare(cell.backbone, cell.method, options, cell.seed)
     if weights is not None:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cells import CellConfig
 from harness.executor import CellData, CellFolder, CellResult
-from harness.options import ModelOptions
+from harness.options import ModelOptions, answer_budget
 from livr_core.configs import (
     RESUME_FREE,
     EncodingConfig,
@@ -87,17 +87,6 @@ def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:
         precision=options.precision,  # type: ignore[arg-type]
         progress_bar=options.progress,
     )
-
-
-def answer_budget(options: ModelOptions, tasks: tuple[str, ...]) -> ModelOptions:
-    """`options` with max_new_tokens raised to the largest `max_new_tokens` param of `tasks`."""
-    from builders.registry import load_registry
-
-    registry = load_registry()
-    budget = max([options.max_new_tokens, *(
-        int(registry.resolve(t).params.get("max_new_tokens", 0)) for t in tasks
-    )])
-    return replace(options, max_new_tokens=budget)
 
 
 def mirage_objective(cell: CellConfig, data: CellData, prepared: Prepared) -> Any:
