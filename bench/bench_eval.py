@@ -15,6 +15,7 @@ both arms gave identical answers (they must: answers do not depend on the batch 
 
     python bench/bench_eval.py                       # tiny-qwen2.5-vl, 32 examples, CPU
     python bench/bench_eval.py --batch-size 16 --examples 64 --device cuda
+    python bench/bench_eval.py --backbone qwen2.5-vl-3b --source DIR --device cuda   # real arch
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def jigsaw_like(n: int, seed: int = 0) -> list[Record]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", default="tiny-qwen2.5-vl")
+    parser.add_argument("--source", help="checkpoint directory of a real backbone (e.g. a "
+                        "livr_core.realconfig directory); default: the backbone's own")
     parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
@@ -73,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    options = ModelOptions(device=args.device, progress=False)
+    options = ModelOptions(device=args.device, progress=False, source=args.source)
     prepared = prepare(args.backbone, get_method("livr"), options, seed=42)
     records = jigsaw_like(args.examples)
     arms = {"one_by_one": 1, f"batch_{args.batch_size}": args.batch_size}
@@ -90,6 +93,7 @@ def main() -> None:
     single, batched = rate["one_by_one"], rate[f"batch_{args.batch_size}"]
     print(json.dumps({
         "backbone": args.backbone,
+        "source": args.source,
         "device": args.device,
         "torch_threads": torch.get_num_threads(),
         "examples": args.examples,

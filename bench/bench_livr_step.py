@@ -16,15 +16,19 @@ backward of 8 micro-batches (mask building and position ids included) plus the o
 
 Arms are timed in interleaved rounds (one step of each arm per round) so load drift on a shared
 machine hits them alike; the JSON reports every step time, the median and the fastest, tokens/s
-(at the median) and each arm's ratio to direct SFT by median and by fastest step (target for
-stage 1: <= 1.10).
+(at the median), each arm's ratio to direct SFT by median and by fastest step (target for
+stage 1: <= 1.10) and, on CUDA, each arm's peak allocated memory over its steps.
 
     python bench/bench_livr_step.py                  # tiny Qwen2.5-VL enlarged, CPU, fp32
-    python bench/bench_livr_step.py --real-arch      # Qwen2.5-VL-3B shapes, random bf16, CUDA
+    python bench/bench_livr_step.py --real-arch      # Qwen2.5-VL-3B as published, random bf16, CUDA
+    python bench/bench_livr_step.py --real-arch --backbone qwen3-vl-4b
+    python bench/bench_livr_step.py --real-arch --device cpu --widths ci --layers 2   # smoke
 
-`--real-arch` builds the Qwen2.5-VL-3B architecture from its published hyper-parameters with
-random weights (no download); the tokenizer is the offline tiny one (its special-token ids are
-placed in the 151,936-row vocabulary), so sequence shapes and costs are the real model's.
+`--real-arch` builds the published architecture from the real-configuration directory of the
+backbone (`livr_core.realconfig`: published config.json, real tokenizer, chat template and image
+processor; `--widths real` and all published layers by default) with random bf16 weights drawn
+on the device (no download, no weights on disk), so sequence shapes and costs are the real
+model's.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,37 +64,7 @@ K = 16  # paper default
 FLEX = "livr_flex"  # flex attention registered under our own name (see _register_flex)
 FLASH = "flash_attention_2"
 ADAPTER = QwenVLAdapter()
-
-# Qwen2.5-VL-3B-Instruct config.json (text and vision), minus token ids and vocabulary.
-QWEN25_VL_3B_TEXT = {
-    "hidden_size": 2048,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 2,
-    "vocab_size": 151936,
-    "max_position_embeddings": 128000,
-    "rms_norm_eps": 1e-6,
-    "hidden_act": "silu",
-    "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-    "use_sliding_window": False,
-    "tie_word_embeddings": True,
-}
-QWEN25_VL_3B_VISION = {
-    "depth": 32,
-    "hidden_size": 1280,
-    "intermediate_size": 3420,
-    "num_heads": 16,
-    "out_hidden_size": 2048,
-    "patch_size": 14,
-    "spatial_merge_size": 2,
-    "temporal_patch_size": 2,
-    "window_size": 112,
-    "fullatt_block_indexes": [7, 15, 23, 31],
-    "hidden_act": "silu",
-    "tokens_per_second": 2,
-}
-
+TINY_LAYERS = 4  # default depth of the enlarged tiny backbone
 
 @dataclass
 class Arm:
@@ -98,6 +74,7 @@ class Arm:
     make_inputs: Callable[[nn.Module, Batch], dict[str, Any]]  # (arm's model, batch) -> kwargs
     attn: str  # the language model's attention implementation during this arm
     optimizer: torch.optim.Optimizer | None = None
+    peak_bytes: int = 0  # CUDA: the most memory allocated during any of its steps
 
 
 def _images(seed: int, width: int, height: int) -> list[Image.Image]:
@@ -117,40 +94,27 @@ def _tiny_backbone(size: TinySize, options: LoadOptions) -> Backbone:
     return Backbone("tiny-qwen2.5-vl-enlarged", model, processor, QwenVLAdapter())
 
 
-def _real_arch_backbone(options: LoadOptions) -> Backbone:
-    """Qwen2.5-VL-3B shapes with random bf16 weights on CUDA; the tiny offline processor."""
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+def _real_arch_backbone(args: argparse.Namespace, device: str, directory: Path) -> Backbone:
+    """The published architecture of `args.backbone` with random bf16 weights made on `device`,
+    and its real processor (`livr_core.realconfig`, written without weights to `directory`)."""
+    import transformers
 
-    tiny_model, processor = build_tiny_qwen2_5_vl(options, TinySize(merged_tokens=1024))
-    ids = {
-        name: getattr(tiny_model.config, name)
-        for name in (
-            "image_token_id",
-            "video_token_id",
-            "vision_start_token_id",
-            "vision_end_token_id",
-        )
-    }
-    tokenizer = processor.tokenizer
-    text = {
-        **QWEN25_VL_3B_TEXT,
-        "bos_token_id": tokenizer.pad_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    config = Qwen2_5_VLConfig(
-        text_config=text, vision_config=QWEN25_VL_3B_VISION, tie_word_embeddings=True, **ids
-    )
-    default_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device("cuda"):
-            torch.manual_seed(0)
-            model = Qwen2_5_VLForConditionalGeneration(config)
-    finally:
-        torch.set_default_dtype(default_dtype)
+    from livr_core.backbones import get_backbone
+    from livr_core.backbones.qwen import load_pil_processor
+    from livr_core.realconfig.checkpoints import write_checkpoint
+    from livr_core.realconfig.qwen import QWEN_CHECKPOINTS
+
+    write_checkpoint(args.backbone, directory, widths=args.widths, layers=args.layers,
+                     weights=False)
+    config = transformers.AutoConfig.from_pretrained(directory)
+    model_class = getattr(transformers, QWEN_CHECKPOINTS[args.backbone].model_class)
+    with torch.device(device), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = model_class._from_config(config, dtype=torch.bfloat16)
     model.set_attn_implementation("sdpa")
-    return Backbone("qwen2.5-vl-3b-architecture", model.eval(), processor, QwenVLAdapter())
+    processor = load_pil_processor(str(directory), LoadOptions())
+    name = f"{args.backbone} ({args.widths} widths, {config.get_text_config().num_hidden_layers} layers)"
+    return Backbone(name, model.eval(), processor, get_backbone(args.backbone).adapter)
 
 
 def _prepare(backbone: Backbone, latents: bool, samples: list[Sample], device: str):
@@ -208,6 +172,8 @@ def _step(arm: Arm, synchronize: Callable[[], None]) -> float:
     """One optimizer step (ACCUMULATION micro-batches); returns seconds."""
     _set_attn(arm.model, arm.attn)
     synchronize()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for batch in arm.batches:
         inputs = arm.make_inputs(arm.model, batch)
@@ -216,6 +182,8 @@ def _step(arm: Arm, synchronize: Callable[[], None]) -> float:
     arm.optimizer.step()
     arm.optimizer.zero_grad(set_to_none=True)
     synchronize()
+    if torch.cuda.is_available():
+        arm.peak_bytes = max(arm.peak_bytes, torch.cuda.max_memory_allocated())
     return time.perf_counter() - start
 
 
@@ -231,16 +199,17 @@ def _first_loss(arm: Arm) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    device = "cuda" if args.real_arch else args.device
+    device = args.device
     synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     samples = _samples(ACCUMULATION, args.image_width, args.image_height)
     if args.real_arch:
-        backbones = [_real_arch_backbone(LoadOptions()) for _ in range(2)]
+        with tempfile.TemporaryDirectory() as directory:
+            backbones = [_real_arch_backbone(args, device, Path(directory)) for _ in range(2)]
     else:
         size = TinySize(
             hidden=args.hidden,
             intermediate=4 * args.hidden,
-            layers=args.layers,
+            layers=args.layers or TINY_LAYERS,
             heads=args.hidden // 64,
             kv_heads=max(1, args.hidden // 256),
             vision_hidden=64,
@@ -282,9 +251,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             arms.append(flex)
         except Exception as error:  # noqa: BLE001 - flex is optional: report why it failed
             notes["livr_stage1_flex_blockmask"] = f"{type(error).__name__}: {error}"[:300]
-    for arm in arms:  # each arm its own optimizer state, like a separate run
+    optional = ("sft_flash_attention_2", "livr_stage1_flex_blockmask")
+    for arm in list(arms):  # each arm its own optimizer state, like a separate run
         arm.optimizer = torch.optim.AdamW(param_groups(arm.model, 0.01), lr=1e-4)
-        _step(arm, synchronize)  # warm-up: allocator, kernels, flex compilation
+        try:
+            _step(arm, synchronize)  # warm-up: allocator, kernels, flex compilation
+        except Exception as error:  # an optional kernel: its failure is reported, not fatal
+            if arm.name not in optional:
+                raise
+            notes[arm.name] = f"{type(error).__name__}: {error}"[:300]
+            arms.remove(arm)
+            arm.model.zero_grad(set_to_none=True)
+        arm.peak_bytes = 0
     times: dict[str, list[float]] = {arm.name: [] for arm in arms}
     for _ in range(args.steps):
         for arm in arms:
@@ -303,6 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_to_sft_median": round(median / statistics.median(baseline), 3),
             # the fastest step is the least disturbed by other load on a shared machine
             "ratio_to_sft_min": round(best / min(baseline), 3),
+            "peak_memory_gib": round(arm.peak_bytes / 2**30, 2) if arm.peak_bytes else None,
         }
     lengths = [int(b.attention_mask.sum()) for b in livr_batches]
     cpu = f"cpu x{torch.get_num_threads()} threads"
@@ -328,11 +307,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--real-arch", action="store_true", help="Qwen2.5-VL-3B shapes on CUDA")
+    parser.add_argument("--real-arch", action="store_true",
+                        help="the published architecture of --backbone (default on CUDA)")
+    parser.add_argument("--backbone", default="qwen2.5-vl-3b",
+                        choices=("qwen2.5-vl-3b", "qwen2.5-vl-7b", "qwen3-vl-4b"),
+                        help="--real-arch: which published architecture")
+    parser.add_argument("--widths", default="real", choices=("real", "ci"),
+                        help="--real-arch: published widths, or the CI variant's (smoke)")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per arm")
-    parser.add_argument("--device", default="cpu", help="tiny backbone only (cpu or cuda)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda with --real-arch, else cpu)")
     parser.add_argument("--hidden", type=int, default=256, help="tiny backbone width")
-    parser.add_argument("--layers", type=int, default=4, help="tiny backbone depth")
+    parser.add_argument("--layers", type=int,
+                        help="depth: tiny backbone (default 4); --real-arch: decoder layers and "
+                             "vision blocks (default: published)")
     parser.add_argument("--image-width", type=int, default=812, help="two images per sample")
     parser.add_argument("--image-height", type=int, default=532)
     parser.add_argument(
@@ -344,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if (args.real_arch or args.device == "cuda") and not torch.cuda.is_available():
-        error = "CUDA is not available; --real-arch needs a GPU (without it: the CPU comparison)"
+    args.device = args.device or ("cuda" if args.real_arch else "cpu")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        error = ("CUDA is not available; --real-arch on a CPU needs --device cpu (with --widths "
+                 "ci --layers 2 to finish in minutes)")
         print(json.dumps({"benchmark": "livr_step", "error": error}))
         return 2
     print(json.dumps(run(args), indent=2))

@@ -9,14 +9,12 @@ pass-through keeps the benchmark's own id.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from PIL import Image, UnidentifiedImageError
-
 from builders.build import BuildContext
+from builders.imaging import TOO_LARGE, UnreadableImage, identify_bytes
 from builders.record import MAX_IMAGES, Record, canonical_json, make_idx
 from builders.registry import LETTERS
 
@@ -67,10 +65,10 @@ def image_problem(data: bytes | None) -> str | None:
     if not data:
         return MISSING_IMAGE
     try:
-        with Image.open(io.BytesIO(data)):
-            return None
-    except (UnidentifiedImageError, OSError, ValueError):
-        return UNREADABLE_IMAGE
+        identify_bytes(data)
+    except UnreadableImage as exc:
+        return exc.reason if exc.reason == TOO_LARGE else UNREADABLE_IMAGE
+    return None
 
 
 def read_image_file(ctx: BuildContext, path: Path) -> bytes | None:

@@ -72,23 +72,32 @@ def _opened(source: IO[bytes] | Path, name: str | os.PathLike) -> Iterator[Image
         raise UnreadableImage(name, UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
 
 
-def _rgb(source: IO[bytes] | Path, name: str | os.PathLike) -> Image.Image:
+def _rgb(source: IO[bytes] | Path, name: str | os.PathLike, mode: str = "RGB") -> Image.Image:
     with _opened(source, name) as im:
         im.load()
-        return im.convert("RGB")
+        return im.convert(mode)
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Decode `path` fully into an RGB image (grayscale and palette images are converted)."""
+def load_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
+    """Decode `path` fully into an RGB image (grayscale and palette images are converted; `mode`
+    asks for another PIL mode, e.g. "RGBA" for sprites with transparency)."""
     p = Path(path)
     if not p.is_file():
         raise UnreadableImage(p, MISSING)
-    return _rgb(p, p)
+    return _rgb(p, p, mode)
 
 
 def decode_bytes(data: bytes, name: str = "<image bytes>") -> Image.Image:
     """Decode encoded image bytes into RGB; `name` says where they came from in errors."""
     return _rgb(io.BytesIO(data), name)
+
+
+def identify_bytes(data: bytes, name: str = "<image bytes>") -> None:
+    """Read only the header of encoded image bytes: `UnreadableImage` when PIL cannot identify
+    them or they declare more pixels than the cap (for pass-through rows kept as released, where
+    fully decoding every image would dominate a build)."""
+    with _opened(io.BytesIO(data), name):
+        pass
 
 
 def check_header(path: str | os.PathLike) -> None:

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from builders.imaging import load_image
+
 SAFE, HOLE, START, GOAL = 0, -1, 1, 2
 CODE_OF_CHAR = {"F": SAFE, "H": HOLE, "S": START, "G": GOAL}
 CHAR_OF_CODE = {v: k for k, v in CODE_OF_CHAR.items()}
@@ -230,9 +232,8 @@ def _sprites(cell: int) -> dict[str, np.ndarray]:
              "elf": "elf_down.png"}
     out = {}
     for key, name in names.items():
-        with Image.open(folder / name) as im:
-            out[key] = np.asarray(im.convert("RGBA").resize((cell, cell), Image.NEAREST),
-                                  dtype=np.int32)
+        sprite = load_image(folder / name, mode="RGBA")
+        out[key] = np.asarray(sprite.resize((cell, cell), Image.NEAREST), dtype=np.int32)
     return out
 
 

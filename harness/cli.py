@@ -1,6 +1,7 @@
-"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `rescore`,
-`export-predictions`, `demo` and `mechanism` (their own options are parsed by
-`harness.demo.main` / `harness.mechanism.main`).
+"""The `harness` command: `run`, `report`, `methods`, `train`, `eval`, `diagnose`, `doctor`,
+`rescore`, `export`, `export-predictions`, `export-lmms-eval`, `export-vlmevalkit`, `demo` and
+`mechanism` (their own options are parsed by `harness.demo.main` /
+`harness.mechanism.main`).
 
 Owns argument parsing and `main(argv)` only; the work is in `harness.config` (tables),
 `harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store`,
@@ -16,6 +17,7 @@ success, 1 some cells failed, 2 bad input (nothing was run).
     harness diagnose runs/table3/qwen3-vl-4b/localization/livr
     harness rescore 1                   # re-parse table 1's saved outputs, rewrite its report
     harness export-predictions runs/table1/qwen3-vl-4b/jigsaw/zero_shot
+    harness doctor --backbone qwen2.5-vl-3b --executor-opt source=/models/Qwen2.5-VL-3B-Instruct
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.config import ConfigError, Overrides, TableConfig, load_table, table_names
 from harness.methods import METHODS
+
+if TYPE_CHECKING:
+    from harness.executor import CellExecutor
+    from harness.plan import Cell
 
 
 def _names(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -89,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
                    "(see harness demo --help)")
     sub.add_parser("mechanism", help="train LIVR and latents-only on a synthetic task and check "
                    "that only LIVR answers through its latents (see harness mechanism --help)")
+    _doctor_parser(sub)
     return parser
 
 
@@ -152,8 +160,8 @@ def _executor_opt(p: argparse.ArgumentParser) -> None:
                         "fields of harness.options.ModelOptions: device, source, models_dir, "
                         "batch_size, max_new_tokens, dtype, min_pixels, max_pixels, ...")
     p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow backbones whose checkpoint ships modeling code (LLaVA-OV-1.5); "
-                        "review that code first")
+                   help="allow a checkpoint livr_core has no native implementation for to run "
+                        "the modeling code it ships; review that code first")
 
 
 def _executor_options(args: argparse.Namespace) -> dict[str, str]:
@@ -240,6 +248,35 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
                                    "every prompt")
 
 
+def _doctor_parser(sub: argparse._SubParsersAction) -> None:
+    doctor = sub.add_parser("doctor", help="check this machine, backbone and checkpoint before "
+                            "a long run: versions, device, loading, latents, template, pixel "
+                            "budget, exact bottleneck, step timings, Table 1 estimate")
+    doctor.add_argument("--backbone", required=True)
+    doctor.add_argument("--task", help="time and check on this task's first training example "
+                        "(default: a synthetic two-image example)")
+    doctor.add_argument("--built", type=Path, help="built splits for --task (default: built/)")
+    doctor.add_argument("--steps", type=int, default=3,
+                        help="timed optimizer steps per arm, after one warm-up (default: 3)")
+    doctor.add_argument("--image-size", default="640x480", metavar="WxH",
+                        help="images of the synthetic example (default: 640x480)")
+    doctor.add_argument("--json", type=Path, help="also write the checks as JSON here")
+    _executor_opt(doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from harness.doctor import main as doctor_main
+    from harness.options import ModelOptions
+
+    width, sep, height = args.image_size.partition("x")
+    if not (sep and width.isdigit() and height.isdigit()) or args.steps < 1:
+        raise ConfigError(f"--image-size takes WxH (e.g. 640x480) and --steps >= 1; got "
+                          f"{args.image_size!r}, {args.steps}")
+    options = ModelOptions.parse(_executor_options(args))
+    return doctor_main(args.backbone, options, args.task, args.built, args.steps,
+                       (int(width), int(height)), args.json)
+
+
 def _load(args: argparse.Namespace) -> TableConfig:
     overrides = Overrides(
         backbones=_names(args.backbones), tasks=_names(args.tasks), methods=_names(args.methods),
@@ -287,6 +324,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{table.title}{where}: {len(cells)} cells, executor {executor.name}, "
               f"store {args.runs}")
         print(format_plan(cells, statuses))
+        _print_plan_warnings(executor, cells)
         return 0
     for moved in check_conflicts(cells, store, args.replace):
         print(f"moved aside: {moved}")
@@ -295,6 +333,21 @@ def _run(args: argparse.Namespace) -> int:
     _write_report(table, args.runs)
     print(summary.describe())
     return 1 if summary.failed or summary.damaged else 0
+
+
+def _print_plan_warnings(executor: CellExecutor, cells: Sequence[Cell]) -> None:
+    """The executor's warnings about planned cells (e.g. a stage trained at learning rate 0),
+    each message once with the cells it concerns."""
+    plan_warnings = getattr(executor, "plan_warnings", None)
+    if plan_warnings is None:
+        return
+    by_message: dict[str, list[str]] = {}
+    for cell in cells:
+        for message in plan_warnings(cell):
+            by_message.setdefault(message, []).append("/".join(cell.key[1:]))
+    for message, keys in by_message.items():
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        print(f"warning: {message} ({len(keys)} cell(s): {shown})")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -443,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
                     "export": _export, "export-lmms-eval": _export_pack,
                     "export-vlmevalkit": _export_pack, "rescore": _rescore,
-                    "export-predictions": _export_predictions}
+                    "export-predictions": _export_predictions,
+                    "doctor": _doctor}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -70,7 +70,7 @@ class Scored:
 
     def to_json(self) -> dict[str, Any]:
         row = asdict(self)
-        for key in ("letters", "choices"):  # counting rows have neither: keep them short
+        for key in ("letters", "choices", "variants"):  # only the rows that have them
             if not row[key]:
                 del row[key]
         return row

@@ -1,7 +1,8 @@
 """A method's model, built from `livr_core` parts, and greedy answers from it.
 
-Owns `Prepared`, `prepare`, `load_weights` and `generate_answers` / `generate_texts`; re-exports
-`ModelOptions` (the `--executor-opt` keys, kept torch-free in `harness.options`). The executor
+Owns `Prepared`, `load_model`, `prepare`, `load_weights` and `generate_answers` /
+`generate_texts`; re-exports `ModelOptions` (the `--executor-opt` keys, kept torch-free in
+`harness.options`). The executor
 (`harness.train_executor`), `harness eval` and `harness diagnose` all build a method's model
 here, so a run is evaluated with exactly the model it was trained as.
 
@@ -27,9 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.config import ConfigError
 from harness.methods import MethodSpec
-from harness.options import ModelOptions
-from livr_core.backbones import Backbone, LoadOptions, load_backbone
+from harness.options import ModelOptions, local_names
+from livr_core.backbones import Backbone, BackboneUnavailable, LoadOptions, load_backbone
 from livr_core.checkpoint import load_trainable
 from livr_core.encoding import Encoder, EncodingConfig, Sample
 from livr_core.inference import Generation, GenerationConfig, generate
@@ -59,15 +61,33 @@ def load_options(name: str, options: ModelOptions) -> LoadOptions:
         source=options.source_for(name),
         trust_remote_code=options.trust_remote_code,
         dtype=dtype,
+        attn_implementation=options.attn_implementation,
         min_pixels=options.min_pixels,
         max_pixels=options.max_pixels,
         device=options.resolved_device(),
     )
 
 
+def load_model(name: str, options: ModelOptions) -> Backbone:
+    """The backbone as `options` say; a checkpoint that is not there fails at once with the
+    executor options that point at a local copy (`--executor-opt source=` / `models_dir=`)."""
+    try:
+        return load_backbone(name, load_options(name, options))
+    except BackboneUnavailable as exc:
+        looked = ""
+        if options.models_dir is not None:
+            looked = (" (looked for " + ", ".join(
+                str(Path(options.models_dir) / n) for n in local_names(name)) + ")")
+        raise ConfigError(
+            f"{exc.reason}.\nPoint at a local copy with --executor-opt source=DIR (the checkpoint "
+            f"directory of {name}) or --executor-opt models_dir=DIR (a folder holding it under "
+            f"one of the names {', '.join(local_names(name))}){looked}"
+        ) from None
+
+
 def prepare(backbone_name: str, method: MethodSpec, options: ModelOptions, seed: int) -> Prepared:
     """Load the backbone and make it `method`'s model (untrained: fresh LoRA / latent rows)."""
-    backbone = load_backbone(backbone_name, load_options(backbone_name, options))
+    backbone = load_model(backbone_name, options)
     latents = None
     if method.latents is not None:
         latents = add_latent_tokens(backbone, LatentConfig(

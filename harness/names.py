@@ -11,9 +11,9 @@ from __future__ import annotations
 
 BACKBONES: dict[str, str] = {
     "qwen2.5-vl-3b": "Qwen2.5-VL-3B",
+    "qwen2.5-vl-7b": "Qwen2.5-VL-7B",
     "qwen3-vl-4b": "Qwen3-VL-4B",
     "llava-onevision-1.5-4b": "LLaVA-OV-1.5-4B",
-    "qwen2.5-vl-7b": "Qwen2.5-VL-7B",
     # Tiny random-initialised backbones built in code: tests and the demo.
     "tiny-qwen2.5-vl": "tiny-Qwen2.5-VL",
     "tiny-qwen3-vl": "tiny-Qwen3-VL",

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 # torch dtype names a checkpoint may be loaded in (`getattr(torch, name)` in harness.modeling).
 _DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
+# sdpa and eager take LIVR's 4D masks (livr_core.masks); flash attention only the causal ones
+# (zero-shot, direct SFT, stage 2), and refuses a 4D mask with an error saying so.
+_ATTENTION = ("sdpa", "eager", "flash_attention_2")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -32,9 +35,10 @@ class ModelOptions:
     """
 
     source: str | None = None  # local dir or Hub id of the backbone (runs of one backbone)
-    models_dir: str | None = None  # <models_dir>/<backbone name>/ when it exists (several)
+    # several backbones: <models_dir>/<name>, /<Hub repo name> or /<org>/<repo> when it exists
+    models_dir: str | None = None
     device: str | None = None  # default: cuda when available, else cpu
-    trust_remote_code: bool = False  # LLaVA-OV-1.5 ships its own modeling code: opt in only
+    trust_remote_code: bool = False  # run a checkpoint's own modeling code: opt in only
     batch_size: int = 8  # prompts per generation forward; answers do not depend on it
     progress: bool = True  # training progress bars
     dtype: str = "auto"  # checkpoint dtype (bf16 for the real backbones); tiny ones: fp32
@@ -42,14 +46,18 @@ class ModelOptions:
     max_pixels: int | None = None
     max_new_tokens: int = 16  # answers are "(A)".."(D)" or a count: a few tokens
     precision: str = "auto"  # autocast: auto = bf16 on GPU, fp32 on CPU (as livr_core's trainer)
+    attn_implementation: str = "sdpa"  # LoadOptions' default; sdpa and eager round apart
     # Training examples per forward pass; gradient accumulation makes up the rest of the paper's
     # effective batch (TrainConfig: 1 x 8), so it must divide it. Larger is several times faster
     # for small models on a CPU (harness demo uses 8). A run setting: the loss is then the mean
     # over the micro-batch's answer tokens, which weighs answers of unequal length differently.
     train_batch_size: int = 1
 
-    RUN_SETTINGS: ClassVar[tuple[str, ...]] = ("dtype", "min_pixels", "max_pixels", "max_new_tokens", "precision",
-                                               "train_batch_size")
+    RUN_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "dtype", "min_pixels", "max_pixels", "max_new_tokens", "precision", "attn_implementation",
+        "train_batch_size",
+    )
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"train_batch_size": 1}  # name -> default
 
     @classmethod
     def parse(cls, values: Mapping[str, Any]) -> ModelOptions:
@@ -73,12 +81,26 @@ class ModelOptions:
         return effective_batch() // self.train_batch_size
 
     def source_for(self, backbone: str) -> str | None:
-        """Where backbone `backbone` loads from (None: its Hub id, or built in code)."""
+        """Where backbone `backbone` loads from (None: its Hub id, or built in code).
+
+        A local directory is returned absolute, so a run records where it can be found again
+        from any working directory."""
         if self.source is not None:
-            return self.source
-        if self.models_dir is not None and (Path(self.models_dir) / backbone).is_dir():
-            return str(Path(self.models_dir) / backbone)
+            path = Path(self.source).expanduser()
+            return str(path.resolve()) if path.is_dir() else self.source
+        if self.models_dir is None:
+            return None
+        for name in local_names(backbone):
+            if (Path(self.models_dir) / name).is_dir():
+                return str((Path(self.models_dir) / name).resolve())
         return None
+
+    def recorded(self, recorded: Mapping[str, Any]) -> ModelOptions:
+        """These options with a run's recorded `source` as the default: what the user did not
+        set explicitly (neither `source` nor `models_dir`) comes from the run."""
+        if self.source is None and self.models_dir is None and recorded.get("source"):
+            return replace(self, source=str(recorded["source"]))
+        return self
 
     def resolved_device(self) -> torch.device:
         import torch  # here, not at the top: planning a run must not pay torch's import
@@ -86,7 +108,10 @@ class ModelOptions:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def run_settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.RUN_SETTINGS}
+        """The RUN_SETTINGS; one added after run stores existed is left out at its default, so
+        their cells keep their hashes."""
+        return {k: getattr(self, k) for k in self.RUN_SETTINGS
+                if not (k in self.LATER_SETTINGS and getattr(self, k) == self.LATER_SETTINGS[k])}
 
     def with_run_settings(self, settings: Mapping[str, Any]) -> ModelOptions:
         """These options with a stored run's settings (so a run is evaluated as it was made)."""
@@ -107,6 +132,14 @@ def effective_batch() -> int:
     return default.per_device_batch_size * default.grad_accumulation
 
 
+def local_names(backbone: str) -> tuple[str, ...]:
+    """Folder names a local copy of `backbone` may have (`BackboneSpec.local_names`)."""
+    from livr_core.backbones import BACKBONES  # only when a model is about to be loaded
+
+    spec = BACKBONES.get(backbone)
+    return spec.local_names() if spec is not None else (backbone,)
+
+
 def _coerce(key: str, value: Any, kind: str) -> Any:
     if not isinstance(value, str):
         return value
@@ -122,7 +155,23 @@ def _coerce(key: str, value: Any, kind: str) -> Any:
         raise ConfigError(f"executor option {key}={value!r}: expected {kind}") from None
     if key == "precision" and value not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"executor option precision={value!r}: use auto, bf16 or fp32")
+    if key == "attn_implementation" and value not in _ATTENTION:
+        raise ConfigError(f"executor option attn_implementation={value!r}: use "
+                          f"{', '.join(_ATTENTION)}")
     if key == "dtype" and value not in _DTYPES:
         raise ConfigError(f"executor option dtype={value!r}: use auto or a torch dtype name "
                           "(bfloat16, float16, float32)")
     return value or None if "None" in kind else value
+
+
+def answer_budget(options: ModelOptions, tasks: tuple[str, ...]) -> ModelOptions:
+    """`options` with max_new_tokens raised to the largest `max_new_tokens` param of `tasks`
+    (tasks.toml: VSP's plans need more than a letter's 16 tokens). Training, `harness run`,
+    `eval` and `diagnose` all apply it, so a run is always answered with the same budget."""
+    from builders.registry import load_registry
+
+    registry = load_registry()
+    budget = max([options.max_new_tokens, *(
+        int(registry.resolve(t).params.get("max_new_tokens", 0)) for t in tasks
+    )])
+    return replace(options, max_new_tokens=budget)

@@ -1,14 +1,17 @@
 """A single run outside a table: `harness train` writes one, `eval` and `diagnose` read any back.
 
-Owns `FolderStore`, `single_cell`, `read_cell`, `LoadedRun`, `load_run`, `SplitData`,
-`evaluate_run` and `write_evaluation`. A run folder is a cell folder (`harness.store`): config.json, status.json,
+Owns `FolderStore`, `single_cell`, `read_cell`, `executor_info`, `run_options`, `LoadedRun`,
+`load_run`, `SplitData`, `evaluate_run` and `write_evaluation`. A run folder is a cell folder
+(`harness.store`): config.json, status.json,
 metrics.json, predictions.jsonl, checkpoints/ (best/, final/ and the resumable checkpoints), so
 `eval` and `diagnose` work the same on `harness train --out DIR` and on any cell of a table.
 
 Reading a run back rebuilds the exact cell: config.json holds the method's result-changing fields,
 which are re-applied to the named method, and the rebuilt config must hash to the stored hash.
-The model is then rebuilt with the run's own settings (dtype, pixel budget, max_new_tokens,
-precision, from the executor fingerprint in config.json) and its selected weights (best/ when
+The model is then rebuilt with the run's own settings (dtype, attention, pixel budget,
+max_new_tokens, precision, from the executor fingerprint in config.json), from the weights source
+the run recorded (metrics.json; `--executor-opt source=` / `models_dir=` override it), and with
+its selected weights (best/ when
 the cell keeps the best checkpoint and it exists, else final/; `livr_core.trainer` picks alike).
 A run folder's file that cannot be read (bad JSON, a missing field) is a `ConfigError` naming
 the file, never a traceback; evaluation results are written atomically.
@@ -30,6 +33,7 @@ from harness.config import ConfigError, Overrides, load_table
 from harness.executor import CellData, CellResult
 from harness.methods import MethodError, get_method
 from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
+from harness.options import answer_budget
 from harness.plan import Cell, plan_cells
 from harness.protocol import (
     ProtocolError,
@@ -116,16 +120,22 @@ def read_cell(run_dir: Path) -> CellConfig:
     return cell
 
 
-def stored_built(run_dir: Path) -> Path | None:
-    """The built-data folder the run was trained on (from its metrics.json), if recorded."""
+def executor_info(run_dir: Path) -> dict[str, Any]:
+    """What the executor recorded about the run (metrics.json's `executor_info`: built folder,
+    weights source, device, history...); empty when the run has not finished."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
-        return None
+        return {}
     try:
-        info = read_json(path, {"executor_info": dict})["executor_info"]
+        return read_json(path, {"executor_info": dict})["executor_info"]
     except DamagedFile as exc:
-        raise ConfigError(f"{exc}; pass --built to say where the run's data is") from None
-    built = info.get("built")
+        raise ConfigError(f"{exc}; pass --built (and --executor-opt source=...) to say what the "
+                          "run used") from None
+
+
+def stored_built(run_dir: Path) -> Path | None:
+    """The built-data folder the run was trained on (from its metrics.json), if recorded."""
+    built = executor_info(run_dir).get("built")
     return Path(built) if isinstance(built, str) and built else None
 
 
@@ -150,6 +160,13 @@ def _weights_dir(run_dir: Path, cell: CellConfig) -> Path | None:
     return chosen
 
 
+def run_options(run_dir: Path, cell: CellConfig, options: ModelOptions) -> ModelOptions:
+    """The options a run is read back with (eval, diagnose, export): its recorded weights source
+    unless `options` name one, and its own result-changing settings (dtype, attention, pixel
+    budget, ...: the executor fingerprint in config.json)."""
+    return options.recorded(executor_info(run_dir)).with_run_settings(cell.executor)
+
+
 def load_run(run_dir: Path, options: ModelOptions) -> LoadedRun:
     """The run's model with its selected weights, built with the run's own settings."""
     run_dir = Path(run_dir)
@@ -157,7 +174,8 @@ def load_run(run_dir: Path, options: ModelOptions) -> LoadedRun:
     name = cell.executor.get("name")
     if name != "livr":
         raise ConfigError(f"{run_dir} was made by the {name!r} executor, which has no model")
-    options = options.with_run_settings(cell.executor)
+    options = answer_budget(run_options(run_dir, cell, options),
+                            (*cell.train_tasks, *cell.eval_tasks))
     weights = _weights_dir(run_dir, cell)
     prepared = prepare(cell.backbone, cell.method, options, cell.seed)
     if weights is not None:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cells import CellConfig
 from harness.executor import CellData, CellFolder, CellResult
-from harness.options import ModelOptions
+from harness.options import ModelOptions, answer_budget
 from livr_core.configs import (
     RESUME_FREE,
     EncodingConfig,
@@ -55,9 +55,11 @@ from livr_core.configs import (
     MirageConfig,
     TrainConfig,
 )
+from livr_core.schedule import schedule_warnings
 
 if TYPE_CHECKING:
     from harness.modeling import Prepared
+    from harness.plan import Cell
     from livr_core.trainer import StepCallback
 
 # torch, peft, transformers and the rest of livr_core are imported where a cell runs, not here:
@@ -87,17 +89,6 @@ def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:
         per_device_batch_size=options.train_batch_size,
         grad_accumulation=options.grad_accumulation,
     )
-
-
-def answer_budget(options: ModelOptions, tasks: tuple[str, ...]) -> ModelOptions:
-    """`options` with max_new_tokens raised to the largest `max_new_tokens` param of `tasks`."""
-    from builders.registry import load_registry
-
-    registry = load_registry()
-    budget = max([options.max_new_tokens, *(
-        int(registry.resolve(t).params.get("max_new_tokens", 0)) for t in tasks
-    )])
-    return replace(options, max_new_tokens=budget)
 
 
 def mirage_objective(cell: CellConfig, data: CellData, prepared: Prepared) -> Any:
@@ -134,10 +125,17 @@ class LivrExecutor:
             "train": {k: v for k, v in asdict(TrainConfig()).items() if k not in skip},
             "lora": {k: finetune[k] for k in ("r", "alpha", "dropout")},
             "max_length": EncodingConfig().max_length,
-            "attn_implementation": LoadOptions().attn_implementation,  # sdpa and eager round apart
             "tiny_weights_seed": LoadOptions().seed,  # the tiny backbones' random weights
             **self.options.run_settings(),
         }
+
+    def plan_warnings(self, cell: Cell) -> list[str]:
+        """What the trainer will warn about for a planned cell (a stage trained at learning rate
+        0, or shorter than its warm-up), from the plan's example count, on one process."""
+        if not cell.config.method.trained:
+            return []
+        config = train_config(cell.config, self.options)
+        return schedule_warnings(config, cell.cost.train_examples)
 
     def run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
         import torch

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from torch import nn
 
 from livr_core.backbones.base import Backbone, unwrap
 from livr_core.configs import EncodingConfig
+from livr_core.durable import publish, recover, remove, temp_path
 from livr_core.latents import LatentTokens
 
 LIVR_INFO = "livr.json"
@@ -107,9 +107,11 @@ def export_pretrained(
         raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass "
                               "--overwrite to replace it (nothing was written)")
     plain = _merged(model)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recover(out.parent)  # leftovers of an export killed midway
+    tmp = temp_path(out, "tmp")
+    remove(tmp)
+    tmp.mkdir()
     try:
         generation = plain.generation_config
         suppress = sorted(set(latents.ids)) if latents is not None else []
@@ -138,25 +140,11 @@ def export_pretrained(
         }
         (tmp / LIVR_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n",
                                      encoding="utf-8")
-        _fsync_tree(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
+        publish(tmp, out)  # fsynced, then renamed into place (a previous export moved aside)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove(tmp)
         raise
     return out
-
-
-def _fsync_tree(directory: Path) -> None:
-    for path in directory.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
 
 
 def vllm_layout_problems(directory: str | os.PathLike) -> list[str]:

@@ -1,12 +1,15 @@
 """Inference: greedy generation (any mask, KV-cached) and choice scoring by log-likelihood.
 
-Owns `GenerationConfig`, `Generation`, `generate`, `score_choices` and `eval_mode`.
+Owns `GenerationConfig`, `Generation`, `generate`, `stop_token_ids`, `score_choices` and
+`eval_mode`.
 
 Generation encodes the prompts (latents inserted after the prompt by the encoder, exactly as in
 training; `remove_latents=True` encodes them without) into left-padded batches and decodes
 greedily. Latent ids are never emitted: their logits are set to -inf before the argmax (the model
-never generates latents; they are inserted once with the prompt). A row stops at the end-of-turn
-or end-of-text token; every generated token is typed ANSWER, so under a non-causal mask
+never generates latents; they are inserted once with the prompt). A row stops at any end token
+(`stop_token_ids`: the end-of-turn token, the tokenizer's end token and every `eos_token_id` of
+the checkpoint's `generation_config.json`, which for Qwen lists `<|endoftext|>` as well as
+`<|im_end|>`); every generated token is typed ANSWER, so under a non-causal mask
 ("bottleneck at test time") the generated answer is barred from the image exactly like the
 answer in training.
 
@@ -16,7 +19,10 @@ padding), then each new token is fed alone
 with its position (the adapter's positions of the grown sequence, last column) and, for a
 non-causal mask, its mask row over all keys (`allowed_attention` with `query_start` = cache
 length). `use_cache=False` instead re-runs `forward_inputs` on the whole sequence at every step:
-the reference the cached path is tested against.
+the reference the cached path is tested against. The cache goes in and out under the model's own
+keyword (`cache` in transformers >= 5.2x, which warns about `past_key_values`), and only the last
+position's logits are computed (`logits_to_keep=1` where the model takes it): a prompt of L tokens
+would otherwise materialise L x 151,936 logits on the real Qwen vocabulary.
 
 A `prefill(model, inputs, seq)` (e.g. `livr_core.mirage.MirageLatents`) may replace what the
 prompt's latent positions receive: it is called once with the first forward's inputs, and the
@@ -29,6 +35,7 @@ the summed (or mean) log-probability of the option's tokens (the end-of-turn tok
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -92,7 +99,7 @@ def generate(
     if config.remove_latents:
         encoder = encoder.without_latents()
     tokenizer = encoder.tokenizer
-    stop = {encoder.end_of_turn_id, tokenizer.eos_token_id} - {None}
+    stop = stop_token_ids(model, encoder)
     results: list[Generation] = []
     with eval_mode(model):
         for start in range(0, len(samples), config.batch_size):
@@ -115,6 +122,25 @@ def generate(
     return results
 
 
+def stop_token_ids(model: nn.Module, encoder: Encoder) -> set[int]:
+    """Ids that end an answer: end of turn, the tokenizer's end token and every end token of the
+    model's generation config (an int or a list in `generation_config.json`)."""
+    configured = getattr(unwrap(model).generation_config, "eos_token_id", None)
+    if not isinstance(configured, list | tuple):
+        configured = [configured]
+    ids = {encoder.end_of_turn_id, encoder.tokenizer.eos_token_id, *configured}
+    return {int(i) for i in ids if i is not None}
+
+
+def _cache_keywords(model: nn.Module) -> dict[str, Any]:
+    """The model's name for the KV cache argument/output, and whether it takes `logits_to_keep`."""
+    parameters = inspect.signature(unwrap(model).forward).parameters
+    return {
+        "cache": "cache" if "cache" in parameters else "past_key_values",
+        "last_logits_only": "logits_to_keep" in parameters,
+    }
+
+
 def _greedy(
     model: nn.Module,
     adapter: BackboneAdapter,
@@ -134,6 +160,8 @@ def _greedy(
     logits_steps: list[torch.Tensor] = []
     finished = torch.zeros(len(samples), dtype=torch.bool, device=device)
     stop_ids = torch.tensor(sorted(stop), device=device)
+    keywords = _cache_keywords(model)
+    last_only = {"logits_to_keep": 1} if keywords["last_logits_only"] else {}
     with ExitStack() as prefilled:
         for step in range(config.max_new_tokens):
             if step == 0 or not config.use_cache:
@@ -144,8 +172,9 @@ def _greedy(
                     prefilled.enter_context(prefill(model, inputs, seq))
             else:
                 inputs = _next_token_inputs(model, adapter, seq, config.mask)
-            out = model(**inputs, past_key_values=cache, use_cache=config.use_cache)
-            cache = out.past_key_values if config.use_cache else None
+            inputs[keywords["cache"]] = cache
+            out = model(**inputs, **last_only, use_cache=config.use_cache)
+            cache = getattr(out, keywords["cache"]) if config.use_cache else None
             logits = out.logits[:, -1].float()
             logits[:, suppress] = float("-inf")
             token = logits.argmax(-1)

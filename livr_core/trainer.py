@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -75,9 +75,15 @@ from livr_core.encoding import Batch, Encoder, Sample
 from livr_core.lora import param_groups
 from livr_core.masks import MaskVariant
 from livr_core.model_inputs import forward_inputs
-from livr_core.schedule import stage_scheduler
+from livr_core.schedule import (
+    micro_batches_per_epoch,
+    schedule_warnings,
+    stage_scheduler,
+    updates_per_epoch,
+)
 
 Evaluate = Callable[[nn.Module], float]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -168,10 +174,20 @@ class Trainer:
         self.model = self.runtime.prepare_model(model)
         self.inner = self.runtime.unwrap(self.model)  # the peft model: inputs, saving, evaluation
         world = self.runtime.num_processes
-        self.micro_per_epoch = math.ceil(
-            math.ceil(len(samples) / config.per_device_batch_size) / world
+        self.micro_per_epoch = micro_batches_per_epoch(
+            len(samples), config.per_device_batch_size, world
         )
-        self.steps_per_epoch = math.ceil(self.micro_per_epoch / config.grad_accumulation)
+        self.steps_per_epoch = updates_per_epoch(
+            len(samples), config.per_device_batch_size, config.grad_accumulation, world
+        )
+        if self.runtime.is_main:
+            for warning in self.schedule_warnings():
+                logger.warning(warning)
+
+    def schedule_warnings(self) -> list[str]:
+        """Stages whose updates all happen at learning rate 0, or that are shorter than their
+        warm-up needs (`schedule.stage_warnings`)."""
+        return schedule_warnings(self.config, len(self.samples), self.runtime.num_processes)
 
     # ---------------------------------------------------------------------------------- run
     def fit(self, resume: bool = True) -> TrainResult:

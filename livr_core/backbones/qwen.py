@@ -72,14 +72,28 @@ def load_pil_processor(source: str, options: LoadOptions, trust_remote_code: boo
 
     The PIL and torchvision backends resize to different pixel values, so training and evaluation
     must use the same one; `AutoProcessor` alone would pick torchvision when it is installed.
+
+    The budget is passed both as `size` and as `min_pixels` / `max_pixels`: Qwen2.5-VL's published
+    `preprocessor_config.json` stores top-level `min_pixels` / `max_pixels`, which the image
+    processor's constructor lets override `size` (transformers 5.2x), so `size=` alone is
+    silently ignored there. The loaded budget is then checked, so it can never be recorded as
+    applied without being so.
     """
     remote = {"trust_remote_code": True} if trust_remote_code else {}
     image_processor = AutoImageProcessor.from_pretrained(source, backend="pil", **remote)
     size = image_processor_size(image_processor.size, options)
     if size is not None:
         image_processor = AutoImageProcessor.from_pretrained(
-            source, backend="pil", size=size, **remote
+            source, backend="pil", size=size, min_pixels=size["shortest_edge"],
+            max_pixels=size["longest_edge"], **remote
         )
+        applied = {k: image_processor.size[k] for k in size}
+        if applied != size:
+            raise RuntimeError(
+                f"{source}: the image processor ignored the pixel budget {size} (it uses "
+                f"{applied}); this transformers version resizes differently from what livr_core "
+                "expects, please report it"
+            )
     return AutoProcessor.from_pretrained(source, image_processor=image_processor, **remote)
 
 

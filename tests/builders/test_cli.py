@@ -48,7 +48,8 @@ def test_build_then_refuse_to_overwrite(mini_sources, tmp_path, capsys):
     target = split_dir(tmp_path, "jigsaw", "val")
     before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
     assert {p.relative_to(target).as_posix() for p in before} == {
-        "data-00000-of-00001.parquet", ".livr/manifest.json", ".livr/dataset_info.json"}
+        "data-00000-of-00001.parquet", ".livr/manifest.json", ".livr/dataset_info.json",
+        ".livr/helpers-mirage.parquet"}  # Jigsaw keeps Mirage's helper images beside the split
     assert main(args + ["--seed", "3"]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before

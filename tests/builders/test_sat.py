@@ -118,8 +118,9 @@ def test_same_seed_gives_byte_identical_splits(sources, tmp_path):
     for out in ("a", "b"):
         build_split("sat", "train", sources["sat"], tmp_path / out, 20)
     first, second = split_dir(tmp_path / "a", "sat", "train"), split_dir(tmp_path / "b", "sat", "train")
-    names = sorted(p.name for p in first.iterdir())
-    assert names == sorted(p.name for p in second.iterdir())
+    names = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(second)) for p in second.rglob("*") if p.is_file())
+    assert len(names) >= 3  # shards, manifest, dataset_info
     assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
 
 

@@ -66,8 +66,9 @@ def test_two_builds_with_one_seed_are_byte_identical(generated, tmp_path):
     out, _ = generated
     build_split("vsp", "train", out / "no-such-source", tmp_path, 20)
     first, second = split_dir(out / "a", "vsp", "train"), split_dir(tmp_path, "vsp", "train")
-    names = sorted(p.name for p in first.iterdir())
-    assert names == sorted(p.name for p in second.iterdir()) and HELPERS_FILE in names
+    names = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(second)) for p in second.rglob("*") if p.is_file())
+    assert f".livr/{HELPERS_FILE}" in names
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     other = build_split("vsp", "train", out / "no-such-source", tmp_path / "seed7", 20, seed=7)

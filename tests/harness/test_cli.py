@@ -149,3 +149,25 @@ def test_report_command(built: Path, tmp_path: Path, capsys):
     assert "Count" in (runs / "table3" / "report" / "report.md").read_text()
     assert main([*report, "--force"]) == 0
     assert "Count" not in (runs / "table3" / "report" / "report.md").read_text()
+
+
+def test_dry_run_warns_about_stages_trained_at_learning_rate_zero(built: Path, tmp_path: Path,
+                                                                   capsys):
+    """`--epochs 2 --limit 4`: LIVR's stages get one epoch of 4 examples each, i.e. one update
+    (batch 1 x accumulation 8) at the first warm-up step's learning rate 0; direct SFT's two
+    epochs make two updates, the first at lr 0."""
+    runs = tmp_path / "runs"
+    args = _args(built, runs, "--tasks", "localization", "--methods", "zero_shot", "livr",
+                 "direct_sft", "--dry-run")
+    assert main([*args, "--epochs", "2", "--limit", "4"]) == 0
+    warnings = [x for x in capsys.readouterr().out.splitlines() if x.startswith("warning: ")]
+    assert len(warnings) == 3  # zero-shot trains nothing
+    sft = "warning: stage 2: 2 updates, fewer than the 20 a 5% warm-up needs: 1 of them (50%)"
+    assert warnings[0].startswith(sft)  # the table's method order: direct SFT before LIVR
+    assert warnings[0].endswith("(1 cell(s): qwen3-vl-4b/localization/direct_sft)")
+    for stage, line in zip((1, 2), warnings[1:]):
+        assert line.startswith(f"warning: stage {stage}: all 1 update(s) happen at learning "
+                               "rate 0")
+        assert line.endswith("(1 cell(s): qwen3-vl-4b/localization/livr)")
+    assert main([*args, "--executor", "oracle", "--epochs", "2", "--limit", "4"]) == 0
+    assert "warning:" not in capsys.readouterr().out  # a model-free executor trains nothing

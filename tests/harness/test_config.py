@@ -76,7 +76,7 @@ def test_overrides_filter_sections():
 
 @pytest.mark.parametrize(("table", "overrides", "message"), [
     ("9", {}, "unknown table '9'; valid: broad, mirage, spatial, table1, table2, table3, table4"),
-    ("1", {"backbones": ["qwen4"]}, "unknown backbone 'qwen4'; valid: qwen2.5-vl-3b, qwen3-vl-4b"),
+    ("1", {"backbones": ["qwen4"]}, "unknown backbone 'qwen4'; valid: qwen2.5-vl-3b, qwen2.5-vl-7b, qwen3-vl-4b"),
     ("1", {"tasks": ["jigsw"]}, r"unknown task 'jigsw'; valid .*jigsaw.*correspondence \(spair\)"),
     ("1", {"methods": ["lvr"]}, "unknown method 'lvr'; valid methods: zero_shot, direct_sft"),
     ("1", {"backbone": ["x"]}, "unknown override.*backbone; valid: backbones, tasks, methods"),

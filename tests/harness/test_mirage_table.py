@@ -63,6 +63,16 @@ def test_mirage_table_end_to_end(built: Path, tmp_path: Path):
     assert "objective" not in livr["method"]  # LIVR cells keep their identity (and hash)
     report = json.loads((runs / "mirage" / "report" / "report.json").read_text())
     assert "vsp" in json.dumps(report) and "mirage" in json.dumps(report)
+    # `harness eval` / `diagnose` of a VSP run answer with the plan budget the run was tested
+    # with, not the 16 tokens of a letter.
+    from builders.registry import load_registry
+    from harness.options import ModelOptions
+    from harness.run_folder import load_run
+
+    budget = int(load_registry().resolve("vsp").params["max_new_tokens"])
+    assert budget > ModelOptions().max_new_tokens
+    loaded = load_run(cells / "vsp" / "livr_mirage", ModelOptions(device="cpu"))
+    assert loaded.options.max_new_tokens == budget
 
 
 def test_mirage_method_settings_follow_the_protocol():

@@ -284,6 +284,7 @@ def test_train_batch_size_keeps_the_effective_batch():
     fast = train_config(cell, ModelOptions.parse({"train_batch_size": "4"}))
     assert (fast.per_device_batch_size, fast.grad_accumulation) == (4, 2)
     assert LivrExecutor(train_batch_size="8").fingerprint() != LivrExecutor().fingerprint()
+    assert "train_batch_size" not in LivrExecutor().fingerprint()  # old stores keep their hashes
     with pytest.raises(ConfigError, match="train_batch_size=3: must divide the effective batch "
                                          "of 8"):
         ModelOptions.parse({"train_batch_size": "3"})

@@ -1,4 +1,5 @@
-"""Backbone registry, remote-code opt-in, tiny builders, LoRA target selection."""
+"""Backbone registry, tiny builders, LoRA target selection (LLaVA-OneVision-1.5 and the
+remote-code opt-in: test_llava_ov15.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 
 from livr_core.backbones import (
     BACKBONES,
+    BackboneUnavailable,
     LoadOptions,
     RemoteCodeNotAllowed,
     get_backbone,
@@ -25,10 +27,11 @@ def test_unknown_backbone_lists_the_known_ones() -> None:
         assert name in str(error.value)
 
 
-def test_remote_code_backbone_refuses_without_opt_in() -> None:
-    # Raised before anything is fetched, so this runs offline.
+def test_remote_code_backbone_refuses_without_opt_in(tmp_path: Path) -> None:
+    # A local checkpoint whose config names no architecture transformers (or we) implement.
+    (tmp_path / "config.json").write_text('{"model_type": "custom_remote_model"}')
     with pytest.raises(RemoteCodeNotAllowed, match="trust_remote_code=True"):
-        load_backbone("llava-onevision-1.5-4b")
+        load_backbone("llava-onevision-1.5-4b", LoadOptions(source=str(tmp_path)))
 
 
 def test_registry_has_the_paper_backbones() -> None:
@@ -101,3 +104,63 @@ def test_real_loader_reads_a_local_directory_offline(
     assert isinstance(image_processor, Qwen2VLImageProcessorPil)  # PIL pinned despite torchvision
     assert image_processor.size["longest_edge"] == budget
     assert loaded.model.config.get_text_config()._attn_implementation == "sdpa"
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache, offline (the suite never downloads)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def test_a_checkpoint_that_is_not_there_fails_at_once(
+    empty_hub_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from huggingface_hub import constants
+
+    start = time.monotonic()
+    with pytest.raises(BackboneUnavailable, match=r"Qwen/Qwen2.5-VL-3B-Instruct is not in the "
+                       r"local Hugging Face cache and HF_HUB_OFFLINE is set.*source=DIR"):
+        load_backbone("qwen2.5-vl-3b")
+    # Online but unreachable (nothing listens on 127.0.0.1:9): one refused request, no retries.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(BackboneUnavailable, match=r"the Hub cannot be reached \(ConnectError"):
+        load_backbone("qwen3-vl-4b")
+    assert time.monotonic() - start < 5  # transformers' own retries take ~25 s per file
+    with pytest.raises(BackboneUnavailable, match="checkpoint directory .*nowhere does not exist"):
+        load_backbone("qwen2.5-vl-3b", LoadOptions(source=str(tmp_path / "nowhere")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BackboneUnavailable, match="not a checkpoint directory .*no config.json"):
+        load_backbone("qwen2.5-vl-3b", LoadOptions(source=str(tmp_path / "empty")))
+
+
+def test_a_cached_hub_checkpoint_loads_offline_from_its_snapshot(
+    empty_hub_cache: Path, real_checkpoint
+) -> None:
+    """The Hub id with the Hub out of reach: the cached snapshot (the layout `hf download`
+    leaves in the cache) is loaded, without network."""
+    directory = real_checkpoint("qwen2.5-vl-3b")
+    repo = empty_hub_cache / "models--Qwen--Qwen2.5-VL-3B-Instruct"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    for file in directory.iterdir():
+        (snapshot / file.name).symlink_to(file)
+    spec = get_backbone("qwen2.5-vl-3b")
+    assert spec.resolve_source("Qwen/Qwen2.5-VL-3B-Instruct") == str(snapshot)
+    loaded = load_backbone("qwen2.5-vl-3b")
+    assert loaded.model.config.get_text_config().num_hidden_layers == 2  # the cached one
+
+
+def test_local_names_include_the_hub_folder_names() -> None:
+    assert get_backbone("qwen2.5-vl-3b").local_names() == (
+        "qwen2.5-vl-3b", "Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct")
+    assert get_backbone("tiny-qwen2.5-vl").local_names() == ("tiny-qwen2.5-vl",)

@@ -55,3 +55,39 @@ def test_scheduler_matches_hugging_face_and_restores_from_its_state() -> None:
             fresh.load_state_dict(ours.state_dict())
             ours_opt, ours = fresh_opt, fresh
     assert seen == pytest.approx([_formula(s, total, 0.05) for s in range(total)], abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("updates", "expected"),
+    [
+        (0, None), (20, None), (125, None),  # nothing trained; a warm-up of 1 = 5% of 20; normal
+        (1, "all 1 update(s) happen at learning rate 0"),
+        (4, "4 updates, fewer than the 20 a 5% warm-up needs: 1 of them (25%) are warm-up"),
+    ],
+)
+def test_stage_warnings_name_lr_zero_and_short_stages(updates: int, expected: str | None) -> None:
+    from livr_core.schedule import stage_warnings
+
+    warnings = stage_warnings(2, updates, 0.05)
+    if expected is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warnings[0].startswith("stage 2: ")
+        assert expected in warnings[0]
+    # The all-at-zero warning is exactly the curve: one update is the only stage with max lr 0.
+    curve = [lr_at(s, base_lr=BASE, total_steps=updates, warmup_ratio=0.05) for s in range(updates)]
+    assert (bool(curve) and max(curve) == 0.0) == (updates == 1)
+    assert stage_warnings(1, 1, 0.0) == []  # no warm-up: the one update is at the full rate
+
+
+def test_schedule_warnings_count_updates_like_the_trainer() -> None:
+    from livr_core.configs import TrainConfig
+    from livr_core.schedule import schedule_warnings, updates_per_epoch
+
+    assert updates_per_epoch(4, 1, 8) == 1 and updates_per_epoch(17, 1, 8) == 3
+    assert updates_per_epoch(17, 1, 8, processes=2) == 2  # 9 micro-batches each, windows of 8
+    config = TrainConfig(epochs=(1, 1))  # e.g. `--epochs 2 --limit 4` on LIVR
+    warnings = schedule_warnings(config, 4)
+    assert [w[:8] for w in warnings] == ["stage 1:", "stage 2:"]
+    assert all("learning rate 0" in w and "trains nothing" in w for w in warnings)
+    assert schedule_warnings(TrainConfig(epochs=(0, 10)), 160) == []  # 200 updates: fine

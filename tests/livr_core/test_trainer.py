@@ -263,3 +263,17 @@ def test_bad_configurations_are_refused(tmp_path: Path) -> None:
         _trainer(tmp_path, causal_stage1, _samples(1))
     with pytest.raises(ValueError, match="evaluate"):
         _trainer(tmp_path, TrainConfig(), _samples(1))  # select="best" without a metric
+
+
+def test_trainer_warns_when_a_stage_trains_at_learning_rate_zero(tmp_path: Path, caplog) -> None:
+    """`--epochs 2 --limit 4`: one update per stage, the first of the warm-up, at lr 0."""
+    config = TrainConfig(epochs=(1, 1), select="final", progress_bar=False)
+    with caplog.at_level("WARNING", logger="livr_core.trainer"):
+        trainer = _trainer(tmp_path, config, _samples(4))
+    messages = [r.getMessage() for r in caplog.records if r.name == "livr_core.trainer"]
+    assert messages == trainer.schedule_warnings() and len(messages) == 2
+    assert all("learning rate 0" in m for m in messages)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="livr_core.trainer"):
+        _trainer(tmp_path / "long", replace(config, grad_accumulation=1), _samples(20))
+    assert not [r for r in caplog.records if r.name == "livr_core.trainer"]

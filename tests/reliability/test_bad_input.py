@@ -74,8 +74,13 @@ def test_a_missing_required_key_is_named_with_its_table(tmp_path, monkeypatch, c
 
 def test_a_builder_parameter_missing_from_the_registry_is_named(mini_sources, tmp_path,
                                                                  monkeypatch, capsys):
-    path = _registry(tmp_path, monkeypatch, "split_fractions = { train = 0.8, val = 0.2 }\n\n"
-                     "[tasks.localization]", "\n[tasks.localization]")
+    # Jigsaw's split_fractions line (the first one after its params header) removed.
+    text = DEFAULT_REGISTRY.read_text(encoding="utf-8")
+    _, params = text.split("[tasks.jigsaw.params]", 1)
+    line = "split_fractions = { train = 0.8, val = 0.2 }\n"
+    assert line in params.split("[tasks.localization]", 1)[0]
+    path = _registry(tmp_path, monkeypatch, "[tasks.jigsaw.params]" + params,
+                     "[tasks.jigsaw.params]" + params.replace(line, "", 1))
     rc = _build("jigsaw", "--split", "train", "--source-root", str(mini_sources["coco"]),
                 "--out", str(tmp_path / "out"), "--n", "2")
     assert rc == 1
@@ -228,13 +233,23 @@ def test_read_only_out_is_an_error(mini_sources, tmp_path, monkeypatch, capsys):
 
 # ---- build-task all, --n hints, skipped images --------------------------------------------------
 
-def test_all_that_built_nothing_fails(tmp_path, capsys):
+def test_all_that_built_nothing_fails(tmp_path, monkeypatch, capsys):
+    """VSP's maps are generated (it needs no files), so `all` over an empty source root builds
+    it; with VSP left out of the registry, nothing can be built and `all` fails."""
+    text = DEFAULT_REGISTRY.read_text(encoding="utf-8")
+    start = text.index("\n[tasks.vsp]")
+    later = [i for i in range(start + 1, len(text)) if text.startswith("\n[", i)
+             and not text.startswith("\n[tasks.vsp", i)]
+    path = tmp_path / "tasks.toml"
+    path.write_text(text[:start] + (text[later[0]:] if later else "\n"), encoding="utf-8")
+    monkeypatch.setenv(REGISTRY_ENV, str(path))
     empty = tmp_path / "data"
     empty.mkdir()
     assert _build("all", "--split", "train", "--source-root", str(empty), "--out",
                   str(tmp_path / "out")) == 1
     captured = capsys.readouterr()
     assert "nothing was built" in captured.err and "skipped jigsaw" in captured.out
+    assert "vsp" not in captured.out
 
 
 def test_n_must_be_positive(capsys):
