@@ -513,7 +513,7 @@ def replacement_refusal(report: TableReport, folder: Path, force: bool = False) 
     """Why `report` must not be written to `folder`: it holds no result at all, or (unless
     `force`) fewer than the report already there. None when writing it loses nothing."""
     new = results_in(asdict(report))
-    if new == 0:
+    if new == 0 and not report.problems:  # damaged cells are worth a report: it names them
         return f"nothing to report: no finished cell of {report.table} holds a result"
     old = stored_results(folder)
     if not force and old is not None and new < old:
