@@ -7,7 +7,7 @@ Owns `DemoSize` (the two sizes, `FULL` and `QUICK`, in one place), the demo's ch
 with the arguments a user would type:
 
 1. sources: miniature, format-exact copies of every raw dataset (`builders.miniature`), the
-   PixMo-Count, ArtBench and BLINK ones scaled up so two tasks have hundreds of examples;
+   PixMo-Count one scaled up so Count has hundreds of examples;
 2. splits: train / val / test of the nine Table 1 tasks with the real builders (`build-task`);
 3. de-duplication of train / val against the miniature BLINK and PixMo test sets (`dedup`, with
    the random-weight tiny CLIP, so nothing is downloaded);

@@ -3,9 +3,9 @@
 Each module `builders/miniature/<source>.py` has `write(root, seed=0) -> Path`, which creates the
 dataset's top folder under `root` exactly as the real release lays it out and returns that folder.
 Nothing here is downloaded or committed; the same seed writes the same bytes.
-`write_all(root)` writes every source this version has a generator for. Sources whose `write`
-also takes `scale` (an integer multiple of their default row counts: ArtBench, BLINK, PixMo, used
-by `harness demo` to train and test on more than a handful of rows) get it from `scales`.
+`write_all(root)` writes every source this version has a generator for. A source whose `write`
+also takes `scale` (an integer multiple of its default row counts: PixMo-Count, which
+`harness demo` trains and tests on by the hundred) gets it from `scales`.
 """
 
 from __future__ import annotations

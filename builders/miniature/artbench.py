@@ -9,8 +9,7 @@ rows with the same function.
 
 The train styles are deliberately unbalanced (`SHORT_STYLE` has fewer images) so the style-balance
 cap has something to cut; the generic tests need 8 train examples (24 images in our train split)
-and 2 val examples from the pool. `write(root, scale=k)` writes k times as many images per style
-(the demo's train split needs hundreds of triplets).
+and 2 val examples from the pool.
 """
 
 from __future__ import annotations
@@ -48,16 +47,14 @@ def painting(rng: np.random.Generator, style: int, width: int = SIZE,
     return img
 
 
-def write(root: Path, seed: int = 0, scale: int = 1) -> Path:
-    if scale < 1:
-        raise ValueError(f"scale must be >= 1, got {scale}")
+def write(root: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     top = Path(root) / TOP
     for split, count in PER_STYLE.items():
         for s, style in enumerate(STYLES):
             folder = top / split / style
             folder.mkdir(parents=True, exist_ok=True)
-            n = (SHORT_COUNT if split == "train" and style == SHORT_STYLE else count) * scale
+            n = SHORT_COUNT if split == "train" and style == SHORT_STYLE else count
             for k in range(n):
                 name = f"artist-{s}-{k % 3}_painting-{split}-{k:02d}.jpg"
                 painting(rng, s).save(folder / name, quality=90)

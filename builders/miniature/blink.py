@@ -7,8 +7,7 @@ number of images per config as JPEG structs `{bytes, path}` (unused slots null),
 pass-through must not lose: the first val row's image_1 has a `path`, the second an explanation,
 and Object_Localization rows name different objects. Art_Style rows are drawn with the ArtBench
 miniature's style palettes (`artbench.painting`): the reference and the answer share a palette,
-the other option has another, so the rows are answerable from the pixels. `write(root, scale=k)`
-writes k times as many rows per config (the demo tests on a hundred Art_Style rows).
+the other option has another, so the rows are answerable from the pixels.
 """
 
 from __future__ import annotations
@@ -56,16 +55,14 @@ def _art_style_images(rng: np.random.Generator, answer: int) -> list[dict]:
     return [{"bytes": _jpeg(rng, s), "path": None} for s in (style, *options)]
 
 
-def write(root: Path, seed: int = 0, scale: int = 1) -> Path:
-    if scale < 1:
-        raise ValueError(f"scale must be >= 1, got {scale}")
+def write(root: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     top = Path(root) / TOP
     specs = [s for s in load_registry().tasks.values() if s.test_source == "blink"]
     for spec in specs:
         config = spec.blink_config
         (top / config).mkdir(parents=True, exist_ok=True)
-        for split, n in (("val", VAL_ROWS * scale), ("test", TEST_ROWS * scale)):
+        for split, n in (("val", VAL_ROWS), ("test", TEST_ROWS)):
             rows = []
             for i in range(n):
                 idx = f"{split}_{config}_{i + 1}"
