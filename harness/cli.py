@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="move cell folders of another config aside instead of refusing")
     report = sub.add_parser("report", help="write a table's report from the run store")
     _table_args(report)
+    report.add_argument("--force", action="store_true",
+                        help="replace the table's report even with one holding fewer results")
     sub.add_parser("methods", help="print every method with its settings")
     _single_run_parsers(sub)
     _rescore_parser(sub)
@@ -283,16 +285,24 @@ def _load(args: argparse.Namespace) -> TableConfig:
     return load_table(args.table, overrides)
 
 
-def _write_report(table: TableConfig, runs: Path) -> None:
-    from harness.report import build_report, render_text, write_reports
+def _write_report(table: TableConfig, runs: Path, force: bool = False) -> int:
+    """Print and write the table's report; 1 (nothing written) when it would hold no result,
+    or fewer than the report already there and not `force`."""
+    from harness.report import build_report, render_text, replacement_refusal, write_reports
     from harness.store import RunStore
 
     store = RunStore(runs)
     report = build_report(table, store)
     failures = build_report(table, store, metric="parse_failure_rate")
-    paths = write_reports(report, runs / table.name / "report", extra=[failures])
+    folder = runs / table.name / "report"
+    refusal = replacement_refusal(report, folder, force)
+    if refusal:
+        print(f"harness report: {refusal}", file=sys.stderr)
+        return 1
+    paths = write_reports(report, folder, extra=[failures])
     print(render_text(report, color=sys.stdout.isatty()))
     print(f"report: {', '.join(str(p) for p in paths)}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -482,8 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "methods":
             return _methods()
         if args.command == "report":
-            _write_report(_load(args), args.runs)
-            return 0
+            return _write_report(_load(args), args.runs, args.force)
         commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
                     "export": _export, "export-lmms-eval": _export_pack,
                     "export-vlmevalkit": _export_pack, "rescore": _rescore,

@@ -47,10 +47,17 @@ class ModelOptions:
     max_new_tokens: int = 16  # answers are "(A)".."(D)" or a count: a few tokens
     precision: str = "auto"  # autocast: auto = bf16 on GPU, fp32 on CPU (as livr_core's trainer)
     attn_implementation: str = "sdpa"  # LoadOptions' default; sdpa and eager round apart
+    # Training examples per forward pass; gradient accumulation makes up the rest of the paper's
+    # effective batch (TrainConfig: 1 x 8), so it must divide it. Larger is several times faster
+    # for small models on a CPU (harness demo uses 8). A run setting: the loss is then the mean
+    # over the micro-batch's answer tokens, which weighs answers of unequal length differently.
+    train_batch_size: int = 1
 
     RUN_SETTINGS: ClassVar[tuple[str, ...]] = (
         "dtype", "min_pixels", "max_pixels", "max_new_tokens", "precision", "attn_implementation",
+        "train_batch_size",
     )
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"train_batch_size": 1}  # name -> default
 
     @classmethod
     def parse(cls, values: Mapping[str, Any]) -> ModelOptions:
@@ -61,7 +68,17 @@ class ModelOptions:
             raise ConfigError(
                 f"unknown executor option(s) {', '.join(unknown)}; valid: {', '.join(kinds)}"
             )
-        return cls(**{k: _coerce(k, v, kinds[k]) for k, v in values.items()})
+        options = cls(**{k: _coerce(k, v, kinds[k]) for k, v in values.items()})
+        effective = effective_batch()
+        if options.train_batch_size < 1 or effective % options.train_batch_size:
+            raise ConfigError(f"executor option train_batch_size={options.train_batch_size}: "
+                              f"must divide the effective batch of {effective}")
+        return options
+
+    @property
+    def grad_accumulation(self) -> int:
+        """Micro-batches per optimizer update, so every update sees `effective_batch()`."""
+        return effective_batch() // self.train_batch_size
 
     def source_for(self, backbone: str) -> str | None:
         """Where backbone `backbone` loads from (None: its Hub id, or built in code).
@@ -91,7 +108,10 @@ class ModelOptions:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def run_settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.RUN_SETTINGS}
+        """The RUN_SETTINGS; one added after run stores existed is left out at its default, so
+        their cells keep their hashes."""
+        return {k: getattr(self, k) for k in self.RUN_SETTINGS
+                if not (k in self.LATER_SETTINGS and getattr(self, k) == self.LATER_SETTINGS[k])}
 
     def with_run_settings(self, settings: Mapping[str, Any]) -> ModelOptions:
         """These options with a stored run's settings (so a run is evaluated as it was made)."""
@@ -102,6 +122,14 @@ class ModelOptions:
         from livr_core.trainer import autocast_for
 
         return autocast_for(self.precision, self.resolved_device())
+
+
+def effective_batch() -> int:
+    """The paper's examples per optimizer update (livr_core's TrainConfig defaults)."""
+    from livr_core.configs import TrainConfig  # torch-free
+
+    default = TrainConfig()
+    return default.per_device_batch_size * default.grad_accumulation
 
 
 def local_names(backbone: str) -> tuple[str, ...]:

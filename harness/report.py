@@ -1,14 +1,17 @@
 """Tables in the paper's layout, from the run store: terminal text, Markdown, CSV, LaTeX, JSON.
 
 Owns `Value`, `ReportRow`, `Block`, `TableReport`, `build_report`, the renderers `render_text`,
-`render_markdown`, `render_csv`, `render_latex`, `render_json`, and `write_reports`. The PNG chart
+`render_markdown`, `render_csv`, `render_latex`, `render_json`, `write_reports`, and the rule that
+a report is never replaced by an emptier one (`replacement_refusal`). The PNG chart
 is `harness.plot`'s.
 
 Layout: rows are backbone x method, grouped in blocks (one per backbone and table section);
 columns are the tasks and the Mean (the macro mean, shown only when every task of the row has a
 result). A "Delta vs SFT" row follows the table's `delta` method. Each value reads "ours (paper)"
 when the paper has the number for this backbone, method and task; the best value of a column in
-a block is bold and the second best underlined (ties share the style; our numbers only). A
+a block is marked best and the second best second (ties share the mark; our numbers only):
+bold / underlined in Markdown and LaTeX, a trailing `*` / `+` in terminal text (with ANSI bold /
+underline added on a TTY), each format with a legend. Every table is titled by its metric. A
 "Baselines" block on top gives the random-choice accuracy and the best constant answer on the
 same test answers. The report reads cells by path; `harness run` has already refused folders
 holding another config, so what it finds is what the table planned.
@@ -195,6 +198,22 @@ def _evaluated_n(table: TableConfig, rows: Sequence[ReportRow]) -> dict[str, str
     return out
 
 
+# How each metric a report can show is named in titles and footers.
+METRIC_LABELS = {"accuracy": "accuracy (%)",
+                 "parse_failure_rate": "parse failures (% of test answers)"}
+
+
+def metric_title(title: str, metric: str) -> str:
+    """The table's title (which names accuracy, as the paper's captions do) for `metric`."""
+    if metric == "accuracy":
+        return title
+    label = METRIC_LABELS.get(metric, f"{metric.replace('_', ' ')} (%)")
+    for accuracy in (METRIC_LABELS["accuracy"], "accuracy"):
+        if accuracy in title:
+            return title.replace(accuracy, label, 1)
+    return f"{title}: {label}"
+
+
 def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") -> TableReport:
     """The table's report from the store; `metric` is a TaskMetrics field (e.g.
     "parse_failure_rate"): only accuracy gets paper numbers, Delta rows and baselines."""
@@ -224,9 +243,9 @@ def build_report(table: TableConfig, store: RunStore, metric: str = "accuracy") 
             blocks.append(Block(backbone, section.title, tuple(styled)))
     if metric == "accuracy":
         blocks.insert(0, _baselines(table, all_rows))
-    return TableReport(table.name, table.title, metric, columns, tuple(blocks),
-                       _evaluated_n(table, all_rows), _notes(table), _parsers(all_rows),
-                       tuple(problems))
+    return TableReport(table.name, metric_title(table.title, metric), metric, columns,
+                       tuple(blocks), _evaluated_n(table, all_rows), _notes(table),
+                       _parsers(all_rows), tuple(problems))
 
 
 def _parsers(rows: Sequence[ReportRow]) -> str:
@@ -252,11 +271,12 @@ def _number(x: float | None, signed: bool) -> str:
 def _cell_text(v: Value, kind: Kind, mark: Callable[[str, Style], str]) -> str:
     signed = kind == "delta"
     if v.status == REPORTED:
-        return "-" if v.paper is None else f"{REPORTED} ({_number(v.paper, signed)})"
+        reported = mark(REPORTED, "")
+        return mark("-", "") if v.paper is None else f"{reported} ({_number(v.paper, signed)})"
     if v.ours is None and v.status not in (DONE, NEW):
-        ours = v.status  # failed / interrupted / running: say so rather than "-"
+        ours = mark(v.status, "")  # failed / interrupted / running: say so rather than "-"
     else:
-        ours = mark(_number(v.ours, signed), v.style) if v.ours is not None else "-"
+        ours = mark(_number(v.ours, signed), v.style if v.ours is not None else "")
     return ours if v.paper is None else f"{ours} ({_number(v.paper, signed)})"
 
 
@@ -281,19 +301,43 @@ def _grid(report: TableReport, mark: Callable[[str, Style], str],
     return grid
 
 
-def _plain_mark(text: str, style: Style) -> str:
-    return {"best": f"*{text}*", "second": f"_{text}_"}.get(style, text)
+# Terminal text marks best / second with a trailing character; every number cell carries one
+# (a space when unmarked) so decimal points stay aligned down a column.
+TEXT_MARKS = {"best": "*", "second": "+", "": " "}
+
+
+def _text_mark(text: str, style: Style) -> str:
+    return text + TEXT_MARKS[style]
+
+
+def _no_mark(text: str, style: Style) -> str:
+    return text
 
 
 def _ansi_mark(text: str, style: Style) -> str:
     code = {"best": "1", "second": "4"}.get(style)
-    return f"\x1b[{code}m{text}\x1b[0m" if code else text
+    marked = _text_mark(text, style)
+    return f"\x1b[{code}m{marked}\x1b[0m" if code else marked
+
+
+def _styles_present(report: TableReport) -> bool:
+    return any(v.style for b in report.blocks for r in b.rows for v in r.values.values())
+
+
+def _has_paper(report: TableReport) -> bool:
+    return any(v.paper is not None for b in report.blocks for r in b.rows
+               for v in r.values.values())
 
 
 def render_text(report: TableReport, color: bool = False) -> str:
-    """Aligned text for a terminal: ANSI bold/underline with `color`, else *best* / _second_."""
-    plain = _grid(report, _plain_mark, lambda s: s)
-    shown = _grid(report, _ansi_mark if color else _plain_mark, lambda s: s)
+    """Aligned text for a terminal: best / second marked `*` / `+` after the number (plus ANSI
+    bold / underline with `color`), a legend under the table."""
+    if _styles_present(report):
+        mark, styled_mark = _text_mark, _ansi_mark if color else _text_mark
+    else:  # nothing ranked (one row, or a rate): no mark column either
+        mark = styled_mark = _no_mark
+    plain = _grid(report, mark, lambda s: s)
+    shown = _grid(report, styled_mark, lambda s: s)
     # Widths come from the unstyled text so escape codes do not skew the columns.
     widths = [max(len(cells[i]) for _, cells in plain) for i in range(len(plain[0][1]))]
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
@@ -305,7 +349,8 @@ def render_text(report: TableReport, color: bool = False) -> str:
             s + " " * (w - len(p)) if i < 2 else " " * (w - len(p)) + s
             for i, (p, s, w) in enumerate(zip(cells, styled, widths))
         ).rstrip())
-    lines += [rule, _footer(report), *_problem_lines(report)]
+    lines += [rule, *_footer(report, f"{TEXT_MARKS['best']} best, {TEXT_MARKS['second']} second "
+                                      "best"), *_problem_lines(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -316,12 +361,23 @@ def _problem_lines(report: TableReport) -> list[str]:
     return [head, *(f"- {p}" for p in report.problems)]
 
 
-def _footer(report: TableReport) -> str:
+def _footer(report: TableReport, marks: str) -> list[str]:
+    """Lines under a table: what the values are, what the marks mean (when any is shown), the
+    evaluated N, the parser version and the table's notes. Only what the table shows is
+    explained."""
+    what = [f"Values: {METRIC_LABELS.get(report.metric, f'{report.metric} (%)')}"]
+    if _has_paper(report):
+        what.append("in parentheses: the paper's number")
+    if any(r.kind == "delta" for b in report.blocks for r in b.rows):
+        what.append("Delta rows in percentage points")
+    lines = ["; ".join(what) + "."]
+    if _styles_present(report):
+        lines.append(f"Marks: {marks} of each column within a block (our numbers; ties share "
+                     "a mark).")
     n = ", ".join(f"{task_label(t)} {v}" for t, v in report.n.items())
-    what = "accuracy (%)" if report.metric == "accuracy" else f"{report.metric} (%)"
-    paper = "; in parentheses: the paper's number" if report.metric == "accuracy" else ""
-    parsers = f" {report.parsers}" if report.parsers else ""
-    return "\n".join([f"Values: {what}{paper}. Evaluated N: {n}.{parsers}", *report.notes])
+    lines.append(f"Evaluated N (test examples): {n}." + (f" {report.parsers}" if report.parsers
+                                                          else ""))
+    return lines + list(report.notes)
 
 
 def render_markdown(report: TableReport, extra: Sequence[TableReport] = ()) -> str:
@@ -335,12 +391,14 @@ def render_markdown(report: TableReport, extra: Sequence[TableReport] = ()) -> s
         out = [heading, "", "| " + " | ".join(grid[0]) + " |",
                "|" + "|".join(["---", "---"] + ["---:"] * len(rep.columns)) + "|"]
         out += ["| " + " | ".join(r) + " |" for r in grid[1:]]
+        footer = _footer(rep, "**bold** best, <u>underlined</u> second best")
         problems = _problem_lines(rep)
-        return out + ["", _footer(rep), *([""] + problems if problems else []), ""]
+        return out + [line for f in footer for line in ("", f)] + (
+            [""] + problems if problems else []) + [""]
 
     lines = table_md(report, f"## {report.title}")
     for rep in extra:
-        lines += table_md(rep, f"### {rep.metric.replace('_', ' ').capitalize()} (%)")
+        lines += table_md(rep, f"### {rep.title}")
     lines += _histograms(report)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -425,6 +483,43 @@ def render_json(report: TableReport) -> str:
     if not data["notes"]:
         del data["notes"]  # tables without notes keep their JSON as it was
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+# --- never an emptier report ------------------------------------------------------------------
+
+
+def results_in(doc: Mapping[str, Any]) -> int:
+    """How many task results (ours, method rows, Mean excluded) a report holds, given its JSON
+    form (`render_json`, or `dataclasses.asdict` of a `TableReport`)."""
+    return sum(
+        1 for block in doc.get("blocks", ()) for row in block.get("rows", ())
+        if row.get("kind") == "method"
+        for column, value in row.get("values", {}).items()
+        if column != MEAN and isinstance(value, Mapping) and value.get("ours") is not None
+    )
+
+
+def stored_results(folder: Path) -> int | None:
+    """`results_in` of the report.json in `folder`; None when there is none or it is unreadable
+    (then nothing is lost by writing a new one)."""
+    try:
+        doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return results_in(doc) if isinstance(doc, dict) else None
+
+
+def replacement_refusal(report: TableReport, folder: Path, force: bool = False) -> str | None:
+    """Why `report` must not be written to `folder`: it holds no result at all, or (unless
+    `force`) fewer than the report already there. None when writing it loses nothing."""
+    new = results_in(asdict(report))
+    if new == 0 and not report.problems:  # damaged cells are worth a report: it names them
+        return f"nothing to report: no finished cell of {report.table} holds a result"
+    old = stored_results(folder)
+    if not force and old is not None and new < old:
+        return (f"not replacing {folder / 'report.json'}: it holds {old} results, this report "
+                f"{new} (--force replaces it)")
+    return None
 
 
 def write_reports(

@@ -86,6 +86,8 @@ def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:
         select=cell.checkpoint,  # type: ignore[arg-type]  # "best" | "final" for trained cells
         precision=options.precision,  # type: ignore[arg-type]
         progress_bar=options.progress,
+        per_device_batch_size=options.train_batch_size,
+        grad_accumulation=options.grad_accumulation,
     )
 
 

@@ -3,13 +3,16 @@
 Each module `builders/miniature/<source>.py` has `write(root, seed=0) -> Path`, which creates the
 dataset's top folder under `root` exactly as the real release lays it out and returns that folder.
 Nothing here is downloaded or committed; the same seed writes the same bytes.
-`write_all(root)` writes every source this version has a generator for.
+`write_all(root)` writes every source this version has a generator for. A source whose `write`
+also takes `scale` (an integer multiple of its default row counts: PixMo-Count, which
+`harness demo` trains and tests on by the hundred) gets it from `scales`.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +42,18 @@ def sources() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([str(pkg)]))
 
 
-def write(source: str, root: Path, seed: int = 0) -> Path:
-    return importlib.import_module(f"builders.miniature.{source}").write(Path(root), seed)
+def write(source: str, root: Path, seed: int = 0, scale: int = 1) -> Path:
+    module = importlib.import_module(f"builders.miniature.{source}")
+    if scale == 1:
+        return module.write(Path(root), seed)
+    return module.write(Path(root), seed, scale=scale)
 
 
-def write_all(root: Path, seed: int = 0) -> dict[str, Path]:
-    return {s: write(s, root, seed) for s in sources()}
+def write_all(root: Path, seed: int = 0, scales: Mapping[str, int] | None = None,
+              ) -> dict[str, Path]:
+    """Every source; `scales` maps a source to its `scale` (sources not named get 1)."""
+    scales = dict(scales or {})
+    unknown = sorted(set(scales) - set(sources()))
+    if unknown:
+        raise ValueError(f"no miniature for {', '.join(unknown)}; sources: {', '.join(sources())}")
+    return {s: write(s, root, seed, scales.get(s, 1)) for s in sources()}

@@ -5,7 +5,9 @@ Per config: 5 val rows (answers cycling through the config's letters) and 2 test
 "hidden", as published). Rows carry the exact prompt texts (tasks.toml holds BLINK's), the real
 number of images per config as JPEG structs `{bytes, path}` (unused slots null), and details a
 pass-through must not lose: the first val row's image_1 has a `path`, the second an explanation,
-and Object_Localization rows name different objects.
+and Object_Localization rows name different objects. Art_Style rows are drawn with the ArtBench
+miniature's style palettes (`artbench.painting`): the reference and the answer share a palette,
+the other option has another, so the rows are answerable from the pixels.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from builders.miniature import synthetic_image
+from builders.miniature import artbench, synthetic_image
 from builders.record import ARROW_SCHEMA, FEATURE_DICT, IMAGE_COLUMNS
 from builders.registry import load_registry
 from builders.sources.blink import BLINK_COLUMNS
@@ -35,11 +37,22 @@ SCHEMA = pa.schema([ARROW_SCHEMA.field(c) for c in BLINK_COLUMNS], metadata={
         c: FEATURE_DICT[c] for c in BLINK_COLUMNS}}}).encode()})
 
 
-def _jpeg(rng: np.random.Generator) -> bytes:
-    img = synthetic_image(rng, int(rng.integers(64, 201)), int(rng.integers(64, 161)), shapes=3)
+def _jpeg(rng: np.random.Generator, style: int | None = None) -> bytes:
+    """A random picture, or with `style` a painting in that ArtBench style's palette."""
+    w, h = int(rng.integers(64, 201)), int(rng.integers(64, 161))
+    img = synthetic_image(rng, w, h, shapes=3) if style is None else artbench.painting(
+        rng, style, w, h)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=90)
     return buf.getvalue()
+
+
+def _art_style_images(rng: np.random.Generator, answer: int) -> list[dict]:
+    """Reference, then the same-style painting in option `answer` (0: A) and another style's."""
+    style, other = (int(s) for s in rng.choice(len(artbench.PALETTES), 2, replace=False))
+    options = [other, other]
+    options[answer] = style
+    return [{"bytes": _jpeg(rng, s), "path": None} for s in (style, *options)]
 
 
 def write(root: Path, seed: int = 0) -> Path:
@@ -55,7 +68,9 @@ def write(root: Path, seed: int = 0) -> Path:
                 idx = f"{split}_{config}_{i + 1}"
                 fields = {"object": OBJECTS[int(rng.integers(len(OBJECTS)))]}
                 k = IMAGES_PER_ROW[config]
-                images = [{"bytes": _jpeg(rng), "path": None} for _ in range(k)]
+                slot = i % spec.num_options  # the answer (hidden on test, as published)
+                images = (_art_style_images(rng, slot) if config == "Art_Style" else
+                          [{"bytes": _jpeg(rng), "path": None} for _ in range(k)])
                 if split == "val" and i == 0:
                     images[0]["path"] = f"{idx}_1.jpg"
                 rows.append({
@@ -64,7 +79,7 @@ def write(root: Path, seed: int = 0) -> Path:
                     "sub_task": spec.sub_task,
                     **{c: images[j] if j < k else None for j, c in enumerate(IMAGE_COLUMNS)},
                     "choices": list(spec.choices),
-                    "answer": f"({spec.letters[i % spec.num_options]})" if split == "val" else "hidden",
+                    "answer": f"({spec.letters[slot]})" if split == "val" else "hidden",
                     "prompt": spec.render_prompt(**fields),
                     "explanation": "Kept verbatim by the pass-through." if i == 1 else "",
                 })

@@ -39,7 +39,7 @@ def test_run_then_rerun_skips_and_writes_reports(built: Path, tmp_path: Path, ca
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "4 ran, 0 already done" in out and "Delta" not in out
-    assert "*100.00* (83.61)" in out  # ours beside the paper's, best marked
+    assert "100.00* (83.61)" in out  # ours beside the paper's, best marked
     report = runs / "table3" / "report"
     assert {p.name for p in report.iterdir()} == {
         "report.txt", "report.md", "report.csv", "report.tex", "report.json", "chart.png"}
@@ -132,9 +132,23 @@ def test_methods_lists_every_method(capsys):
 
 def test_report_command(built: Path, tmp_path: Path, capsys):
     runs = tmp_path / "runs"
-    assert main(["report", "--table", "3", "--runs", str(runs)]) == 0  # empty store: all "-"
+    report = ["report", "--table", "3", "--runs", str(runs)]
+    assert main(report) == 1  # an empty store: nothing to report, nothing written
+    assert "nothing to report" in capsys.readouterr().err
+    assert not (runs / "table3" / "report").exists()
+    tasks = ["--tasks", "localization", "counting"]
+    assert main(_args(built, runs, "--executor", "oracle", *tasks,
+                      "--methods", "zero_shot", "livr")) == 0
+    assert "Count" in (runs / "table3" / "report" / "report.md").read_text()
+    capsys.readouterr()
+    assert main([*report, *tasks]) == 0  # the same 4 results again
     assert "Random choice" in capsys.readouterr().out
-    assert (runs / "table3" / "report" / "report.md").exists()
+    # Table 3's own tasks hold only the 2 Loc results: refused unless forced; the fuller stays.
+    assert main(report) == 1
+    assert "holds 4 results, this report 2 (--force replaces it)" in capsys.readouterr().err
+    assert "Count" in (runs / "table3" / "report" / "report.md").read_text()
+    assert main([*report, "--force"]) == 0
+    assert "Count" not in (runs / "table3" / "report" / "report.md").read_text()
 
 
 def test_dry_run_warns_about_stages_trained_at_learning_rate_zero(built: Path, tmp_path: Path,

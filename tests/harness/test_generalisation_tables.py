@@ -90,7 +90,7 @@ def test_reported_rows_print_the_papers_numbers_beside_ours(built, tmp_path):
     table = load_table("spatial")
     report = build_report(table, RunStore(runs))
     text = render_text(report)
-    assert "*100.00* (85.60)" in next(x for x in text.splitlines() if "LIVR-3B" in x)
+    assert "100.00* (85.60)" in next(x for x in text.splitlines() if "LIVR-3B" in x)
     grpo = next(x for x in text.splitlines() if "Vanilla GRPO" in x).split()
     assert grpo[-7:] == ["reported", "(50.00)", "reported", "(46.50)", "reported", "(69.70)",
                          "-"]

@@ -144,8 +144,27 @@ def test_paper_mean_only_over_the_paper_task_set(tmp_path: Path):
 def test_color_text_and_written_files(tmp_path: Path, table3_report):
     report, failures = table3_report
     colored = render_text(report, color=True)
-    assert "\x1b[1m85.00\x1b[0m" in colored and "\x1b[4m" in colored
+    assert "\x1b[1m85.00*\x1b[0m" in colored and "\x1b[4m" in colored
     paths = write_reports(report, tmp_path / "out", [failures])
     assert sorted(p.name for p in paths) == [
         "chart.png", "report.csv", "report.json", "report.md", "report.tex", "report.txt"]
     assert (tmp_path / "out" / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_terminal_text_marks_titles_and_footers(tmp_path: Path, table3_report):
+    report, failures = table3_report
+    text = render_text(report)
+    assert "*85.00*" not in text and "_80.00_" not in text  # no Markdown emphasis markers
+    assert "85.00* (83.61)" in text and "80.00+ (80.33)" in text
+    assert "Marks: * best, + second best" in text
+    assert "in parentheses: the paper's number" in text
+    # The parse-failure table is titled by its metric and carries no marks or paper numbers.
+    rates = render_text(failures)
+    assert rates.startswith("Table 3: ablations of LIVR's components, parse failures (% of test "
+                            "answers)\n")
+    assert "accuracy" not in rates and "Marks:" not in rates and "parentheses" not in rates
+    # A backbone without paper numbers: the footer does not promise them.
+    tiny = load_table("3", {"backbones": ["tiny-qwen3-vl"]})
+    tiny_text = render_text(build_report(tiny, fake_store(tmp_path / "tiny", tiny)))
+    assert "Values: accuracy (%); Delta rows in percentage points.\n" in tiny_text
+    assert "parentheses" not in tiny_text and "Marks: * best" in tiny_text

@@ -273,6 +273,23 @@ def test_fingerprint_holds_what_changes_results():
     assert replace(ModelOptions(), source=None, models_dir="/nowhere").source_for("x") is None
 
 
+def test_train_batch_size_keeps_the_effective_batch():
+    from harness.cells import CellConfig
+    from harness.train_executor import train_config
+
+    cell = CellConfig("table1", "tiny-llava", "counting", get_method("livr"), ("counting",),
+                      ("counting",))
+    paper = train_config(cell, ModelOptions())
+    assert (paper.per_device_batch_size, paper.grad_accumulation) == (1, 8)
+    fast = train_config(cell, ModelOptions.parse({"train_batch_size": "4"}))
+    assert (fast.per_device_batch_size, fast.grad_accumulation) == (4, 2)
+    assert LivrExecutor(train_batch_size="8").fingerprint() != LivrExecutor().fingerprint()
+    assert "train_batch_size" not in LivrExecutor().fingerprint()  # old stores keep their hashes
+    with pytest.raises(ConfigError, match="train_batch_size=3: must divide the effective batch "
+                                         "of 8"):
+        ModelOptions.parse({"train_batch_size": "3"})
+
+
 def test_planning_with_the_livr_executor_imports_no_model_stack():
     """`harness run --dry-run` hashes cells with this executor's fingerprint: that must not
     import torch, transformers or peft (seconds each), and must give the same hash inputs."""
