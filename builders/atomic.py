@@ -228,6 +228,7 @@ class FileLock:
     the process dies."""
 
     POLL_S = 0.2
+    HOLDER_WAIT_S = 2.0  # how long a refusal waits for the new holder to write its name
 
     def __init__(self, path: str | os.PathLike, what: str, wait: float | None = None) -> None:
         self.path = Path(path)
@@ -304,11 +305,18 @@ class FileLock:
         return info if isinstance(info, dict) else {}
 
     def _read_holder(self) -> dict[str, Any]:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return {}
-        try:
-            return self._read_fd(fd)
-        finally:
-            os.close(fd)
+        """Who holds the lock. The holder writes its pid just after taking the lock, so an empty
+        file means "a moment ago": read again for up to HOLDER_WAIT_S before giving up."""
+        deadline = time.monotonic() + self.HOLDER_WAIT_S
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                return {}
+            try:
+                info = self._read_fd(fd)
+            finally:
+                os.close(fd)
+            if info or time.monotonic() >= deadline:
+                return info
+            time.sleep(0.02)

@@ -158,3 +158,29 @@ def test_lock_of_a_killed_process_is_taken_over_with_a_message(tmp_path, caplog)
         info = json.loads(lock_path.read_text())
         assert info["pid"] == os.getpid() and info["what"] == "next run"
     assert "taking over the lock" in caplog.text and "running table1 cell" in caplog.text
+
+
+def test_a_refusal_names_a_holder_that_has_not_written_its_name_yet(tmp_path):
+    """The race behind a flaky refusal: the holder has the lock but its file is still empty
+    (between flock and the write); the refusal waits for the name instead of saying `pid ?`."""
+    import fcntl
+    import threading
+
+    lock_path = tmp_path / ".cell.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, nothing written yet
+
+    def write_name_later():
+        import time
+
+        time.sleep(0.3)
+        os.pwrite(fd, json.dumps({"pid": 4242, "host": "h", "what": "x"}).encode(), 0)
+
+    writer = threading.Thread(target=write_name_later)
+    writer.start()
+    try:
+        with pytest.raises(LockHeld, match="pid 4242 on h"):
+            FileLock(lock_path, "second").acquire()
+    finally:
+        writer.join()
+        os.close(fd)
