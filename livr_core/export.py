@@ -53,7 +53,8 @@ FORMAT = "livr-export/1"
 VLLM_ARCHITECTURES = {
     "Qwen2_5_VLForConditionalGeneration": ("model.", "visual.", "lm_head."),
     "Qwen3VLForConditionalGeneration": ("model.language_model.", "model.visual.", "lm_head."),
-    "LlavaOnevision1_5_ForConditionalGeneration": ("model.", "visual.", "lm_head."),
+    # vLLM's LlavaOnevision1_5_ForConditionalGeneration, registered under the Hub config's name
+    "LLaVAOneVision1_5_ForConditionalGeneration": ("model.", "visual.", "lm_head."),
     "LlavaForConditionalGeneration": (
         "language_model.", "vision_tower.", "multi_modal_projector.", "model.language_model.",
         "model.vision_tower.", "model.multi_modal_projector.", "lm_head."),
@@ -118,6 +119,12 @@ def export_pretrained(
         if suppress:
             generation.suppress_tokens = sorted(set(generation.suppress_tokens or []) | set(suppress))
         plain.save_pretrained(tmp, safe_serialization=True)
+        published = backbone.adapter.published_architecture
+        if published:  # save_pretrained writes the class name; keep the checkpoint's own
+            config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+            config["architectures"] = [published]
+            (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n",
+                                             encoding="utf-8")
         backbone.processor.save_pretrained(tmp)
         info = {
             "format": FORMAT,

@@ -48,6 +48,10 @@ class BackboneAdapter:
     model_input_names: tuple[str, ...] = ("pixel_values",)
     end_of_turn: str = "<|im_end|>"
     attention_module_regex: str = LANGUAGE_MODEL_ATTENTION_REGEX
+    # The `architectures` name the published checkpoint's config.json carries, where the model
+    # class that loads it here has another name (a native reimplementation); an export writes
+    # it back so other tools (vLLM's registry) recognise the model. None: the class name.
+    published_architecture: str | None = None
 
     def image_token_ids(self, model: nn.Module) -> tuple[int, ...]:
         """Ids whose positions hold image features (the keys the bottleneck hides)."""

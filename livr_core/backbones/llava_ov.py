@@ -43,6 +43,7 @@ class LlavaOneVision15Adapter(BackboneAdapter):
     """1D positions (Qwen3), Qwen2.5-VL-style image inputs and token grids."""
 
     model_input_names = ("pixel_values", "image_grid_thw")
+    published_architecture = "LLaVAOneVision1_5_ForConditionalGeneration"  # the Hub config's name
 
     def image_grids(self, model: nn.Module, vision: Mapping[str, Any]) -> list[tuple[int, int]]:
         merge = unwrap(model).config.vision_config.spatial_merge_size

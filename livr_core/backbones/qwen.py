@@ -94,7 +94,12 @@ def load_pil_processor(source: str, options: LoadOptions, trust_remote_code: boo
                 f"{applied}); this transformers version resizes differently from what livr_core "
                 "expects, please report it"
             )
-    return AutoProcessor.from_pretrained(source, image_processor=image_processor, **remote)
+    # Swapped in after loading: passed as `image_processor=` to AutoProcessor, transformers 5.24
+    # also hands it to the tokenizer, which keeps it in its config, and `save_pretrained` (an
+    # export) then fails on an object JSON cannot hold.
+    processor = AutoProcessor.from_pretrained(source, **remote)
+    processor.image_processor = image_processor
+    return processor
 
 
 def load_qwen_vl(model_class: type, source: str, options: LoadOptions) -> tuple[nn.Module, Any]:
