@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.config import ConfigError, Overrides, TableConfig, load_table, table_names
+from harness.config import Overrides, TableConfig, load_table, table_names
+from harness.errors import ConfigError
 from harness.methods import METHODS
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from builders.record import Record
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.executor import CellResult
 from harness.modeling import Prepared, generate_answers, generate_texts
 from harness.names import backbone_label, task_label

@@ -35,7 +35,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from harness.config import ConfigError, Overrides, load_table
+from harness.config import Overrides, load_table
+from harness.errors import ConfigError
 from harness.methods import get_method
 from harness.options import ModelOptions
 

@@ -33,7 +33,7 @@ from builders.io import iter_records, split_dir
 from builders.record import Record
 from builders.registry import load_registry
 from harness.cells import CellConfig
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.metrics import Item, macro_mean, score, task_metrics
 
 

@@ -44,7 +44,7 @@ from builders.atomic import atomic_write_bytes, atomic_write_text
 from builders.io import MANIFEST, iter_records, split_dir
 from builders.record import Record
 from builders.registry import LETTERS, RegistryError, TaskSpec, load_registry
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.protocol import ZeroShotProtocol
 from harness.store import CONFIG, METRICS, PREDICTIONS
 

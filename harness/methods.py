@@ -35,6 +35,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from builders.schema import check_keys
+from harness.errors import MethodError
 from livr_core.configs import MirageConfig
 
 Finetune = Literal["none", "lora", "full", "latent_rows"]
@@ -47,9 +49,6 @@ MASK_VARIANTS = ("CAUSAL", "BOTTLENECK", "ANSWER_ONLY", "BOTTLENECK_LATENTS_NO_P
 FINETUNE_MODES = ("none", "lora", "full", "latent_rows")
 OBJECTIVES = ("lm", "mirage")
 
-
-class MethodError(ValueError):
-    """An unknown method name or an inconsistent method definition."""
 
 
 @dataclass(frozen=True)
@@ -121,12 +120,7 @@ class MethodSpec:
     def with_changes(self, **changes: Any) -> MethodSpec:
         """A copy with fields replaced; unknown field names list the valid ones."""
         valid = [f.name for f in fields(self) if f.name != "name"]
-        unknown = sorted(set(changes) - set(valid))
-        if unknown:
-            raise MethodError(
-                f"unknown method field(s) {', '.join(unknown)} for {self.name!r}; "
-                f"valid fields: {', '.join(valid)}"
-            )
+        check_keys(changes, valid, f"method {self.name!r}", MethodError, what="field")
         if "epochs" in changes:
             changes["epochs"] = tuple(int(e) for e in changes["epochs"])
         return replace(self, **changes)

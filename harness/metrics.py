@@ -143,7 +143,7 @@ def random_baseline(spec: TaskSpec) -> float:
         from harness.benchmarks import random_baseline as benchmark_baseline
 
         return benchmark_baseline(spec)
-    low, high = int(spec.params.get("min_count", 2)), int(spec.params.get("max_count", 10))
+    low, high = int(spec.params["min_count"]), int(spec.params["max_count"])
     return _pct(1, high - low + 1)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.methods import MethodSpec
 from harness.options import ModelOptions, local_names
 from livr_core.backbones import Backbone, BackboneUnavailable, LoadOptions, load_backbone

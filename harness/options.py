@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.config import ConfigError
+from builders.schema import check_keys
+from harness.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -63,11 +64,7 @@ class ModelOptions:
     def parse(cls, values: Mapping[str, Any]) -> ModelOptions:
         """Options from `--executor-opt` strings (or typed values); errors list the valid keys."""
         kinds = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(values) - set(kinds))
-        if unknown:
-            raise ConfigError(
-                f"unknown executor option(s) {', '.join(unknown)}; valid: {', '.join(kinds)}"
-            )
+        check_keys(values, kinds, "", ConfigError, what="executor option")
         options = cls(**{k: _coerce(k, v, kinds[k]) for k, v in values.items()})
         effective = effective_batch()
         if options.train_batch_size < 1 or effective % options.train_batch_size:

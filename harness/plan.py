@@ -32,7 +32,8 @@ from builders.io import (
     verify_split,
 )
 from harness.cells import CellConfig
-from harness.config import ConfigError, TableConfig
+from harness.config import TableConfig
+from harness.errors import ConfigError
 
 
 class MissingSplitsError(ConfigError):

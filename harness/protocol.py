@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from builders.registry import TaskSpec
+from builders.schema import check_keys
+from harness.errors import ProtocolError
 
 if TYPE_CHECKING:  # planning a run (--dry-run) must not import torch
     from harness.cells import CellConfig
@@ -54,9 +56,6 @@ LMMS_EVAL_COUNT = "\nAnswer with a single number."
 INSTRUCTIONS = ("none", "blink", "lmms_eval")
 KEYS = ("instruction", "max_new_tokens", "system_prompt")
 
-
-class ProtocolError(ValueError):
-    """A `[zero_shot]` table names an unknown key or instruction, or a bad value."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +81,7 @@ class ZeroShotProtocol:
     def from_mapping(
         cls, values: Mapping[str, Any], where: str = "[zero_shot]"
     ) -> ZeroShotProtocol:
-        unknown = sorted(set(values) - set(KEYS))
-        if unknown:
-            raise ProtocolError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: "
-                                f"{', '.join(KEYS)}")
+        check_keys(values, KEYS, where, ProtocolError)
         try:
             return cls(**values)
         except ProtocolError as exc:

@@ -29,18 +29,14 @@ from builders.atomic import atomic_write_json, atomic_write_text
 from builders.io import MANIFEST, split_dir
 from builders.record import Record
 from harness.cells import CellConfig
-from harness.config import ConfigError, Overrides, load_table
+from harness.config import Overrides, load_table
+from harness.errors import ConfigError, MethodError, ProtocolError
 from harness.executor import CellData, CellResult
-from harness.methods import MethodError, get_method
+from harness.methods import get_method
 from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
 from harness.options import answer_budget
 from harness.plan import Cell, plan_cells
-from harness.protocol import (
-    ProtocolError,
-    ZeroShotProtocol,
-    generation_options,
-    generation_samples,
-)
+from harness.protocol import ZeroShotProtocol, generation_options, generation_samples
 from harness.runner import score_cell
 from harness.store import CHECKPOINTS, CONFIG, METRICS, DamagedFile, Key, RunStore, read_json
 

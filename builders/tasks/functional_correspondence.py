@@ -30,14 +30,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from builders.build import BuildContext
 from builders.correspondence import correspondence_example, pick_keypoints
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import funkpoint
 from builders.sources.funkpoint import Label
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Functional Correspondence's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    split_fractions: dict[str, float]
+    num_keypoints: int
+    min_candidate_separation_frac: float
 
 
 def split_images(labels: list[Label], fractions: dict[str, float],

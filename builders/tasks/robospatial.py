@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from builders.benchmark import image_problem, make_record
 from builders.build import BuildContext
 from builders.record import Record
+from builders.registry import BuilderParams
 from builders.sources import robospatial
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """RoboSpatial's (robospatial, robospatial_context) `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    categories: tuple[str, ...]
 
 YES_NO = ("yes", "no")
 

@@ -19,13 +19,26 @@ true point takes the balanced answer slot.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from builders.build import BuildContext
 from builders.correspondence import correspondence_example, pick_keypoints
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import spair
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Semantic Correspondence's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    source_split: str
+    layout: str
+    min_valid_keypoints: int
+    split_fractions: dict[str, float]
+    min_candidate_separation_frac: float
 
 
 def valid_keypoints(kps: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -20,8 +20,8 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from harness.cli import main
-from harness.config import ConfigError
 from harness.diagnose import CONDITIONS, DiagnoseConfig, format_summary, tsne_records
+from harness.errors import ConfigError
 from harness.modeling import ModelOptions, generate_answers
 from harness.paper import DIAGNOSTICS
 from harness.run_folder import SplitData, load_run

@@ -10,7 +10,8 @@ import pytest
 
 from builders.registry import load_registry
 from harness.cells import CellConfig
-from harness.config import ConfigError, load_table
+from harness.config import load_table
+from harness.errors import ConfigError, ProtocolError
 from harness.executor import CellData
 from harness.methods import get_method
 from harness.options import ModelOptions
@@ -19,7 +20,6 @@ from harness.protocol import (
     BLINK_DISCLAIMER,
     LMMS_EVAL_COUNT,
     LMMS_EVAL_MCQ,
-    ProtocolError,
     ZeroShotProtocol,
     generation_options,
     generation_samples,

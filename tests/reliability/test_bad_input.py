@@ -55,6 +55,16 @@ def _line(path: Path, needle: str) -> int:
      "sizes = { train = 1000, val = -5, test = 150 }\n[tasks.jigsaw.params]", "val = -5",
      "[tasks.jigsaw] sizes val must be a positive integer"),
     ("jpeg_quality = 95", "jpeg_quality = 95 95", "jpeg_quality = 95 95", "not valid TOML"),
+    # builder parameters, checked against the builder's Params when the file is loaded
+    ("canvas_width = 400", "canvas_widht = 400", "canvas_widht = 400",
+     "[tasks.jigsaw.params] canvas_widht: unknown key; valid keys: "),
+    ("jitter_max_tries = 500", "jitter_max_tries = 5.5", "jitter_max_tries = 5.5",
+     "[tasks.localization.params] jitter_max_tries must be int, got 5.5"),
+    ('layout = "large"', "layout = 3", "layout = 3",
+     "[tasks.semantic_correspondence.params] layout must be str, got 3"),
+    ('prompt_style = "lvr"', 'prompt_style = "lvm"', 'prompt_style = "lvm"',
+     "[tasks.blink5.params] prompt_style must be Literal['blink', 'lvr'], got 'lvm'"),
+    ('label = "Loc"', 'lable = "Loc"', 'lable = "Loc"', "[tasks.localization] lable: unknown key"),
 ])
 def test_broken_registry_names_file_line_and_key(tmp_path, monkeypatch, capsys, old, new,
                                                  needle, key):
@@ -83,10 +93,11 @@ def test_a_builder_parameter_missing_from_the_registry_is_named(mini_sources, tm
                      "[tasks.jigsaw.params]" + params.replace(line, "", 1))
     rc = _build("jigsaw", "--split", "train", "--source-root", str(mini_sources["coco"]),
                 "--out", str(tmp_path / "out"), "--n", "2")
-    assert rc == 1
+    assert rc == 2  # refused when the file is loaded, before anything is read or built
     err = capsys.readouterr().err
-    assert f"{path}, line {_line(path, '[tasks.jigsaw.params]')}: [tasks.jigsaw.params]" in err
-    assert "'split_fractions'" in err
+    line = _line(path, "[tasks.jigsaw.params]")
+    assert f"{path}, line {line}: [tasks.jigsaw.params] lacks split_fractions; add it" in err
+    assert not (tmp_path / "out").exists()
 
 
 # ---- COCO ---------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import pytest
 
 from builders import atomic
 from harness.cli import main
-from harness.config import ConfigError, load_table
+from harness.config import load_table
+from harness.errors import ConfigError
 from harness.executor import OracleExecutor
 from harness.plan import plan_cells
 from harness.report import build_report, write_reports
