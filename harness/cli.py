@@ -375,7 +375,7 @@ def _built_for(args: argparse.Namespace) -> Path:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from harness.modeling import ModelOptions
+    from harness.options import ModelOptions
     from harness.run_folder import (
         evaluate_run,
         evaluation_data,
@@ -400,7 +400,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _diagnose(args: argparse.Namespace) -> int:
     from harness.diagnose import DiagnoseConfig, diagnose, format_summary
-    from harness.modeling import ModelOptions
+    from harness.options import ModelOptions
     from harness.run_folder import evaluation_data, load_run, read_cell
 
     options = ModelOptions.parse(_executor_options(args))
@@ -416,7 +416,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from harness.export_model import export_run
-    from harness.modeling import ModelOptions
+    from harness.options import ModelOptions
     from livr_core.export import read_livr_info
 
     try:

@@ -25,8 +25,8 @@ from builders.registry import RegistryError, load_registry
 from builders.schema import check_keys
 from harness.errors import ConfigError, MethodError, ProtocolError
 from harness.methods import METHODS, MethodSpec, get_method, scale_epochs
-from harness.names import BACKBONES
 from harness.protocol import ZeroShotProtocol
+from livr_core.backbones import BACKBONES
 
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 TOP_KEYS = (

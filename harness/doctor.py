@@ -162,7 +162,7 @@ def _load(state: _State) -> Check:
 
 
 def _model_token_ids(model: Any) -> set[int]:
-    from livr_core.backbones import unwrap
+    from livr_core.backbones.base import unwrap
 
     config = unwrap(model).config
     ids = set()
@@ -174,7 +174,8 @@ def _model_token_ids(model: Any) -> set[int]:
 
 
 def _latents(state: _State) -> Check:
-    from livr_core.latents import LatentConfig, add_latent_tokens
+    from livr_core.configs import LatentConfig
+    from livr_core.latents import add_latent_tokens
 
     backbone = state.backbone
     tokenizer = backbone.tokenizer
@@ -247,8 +248,9 @@ def _image_tokens(processor: Any, image: Any) -> int | None:
 
 
 def _processor_with_budget(state: _State, max_pixels: int) -> Any:
-    from livr_core.backbones import LoadOptions, get_backbone, load_backbone
+    from livr_core.backbones import get_backbone, load_backbone
     from livr_core.backbones.qwen import load_pil_processor
+    from livr_core.configs import LoadOptions
 
     spec = get_backbone(state.name)
     budget = LoadOptions(min_pixels=min(max_pixels, state.options.min_pixels or max_pixels),
@@ -305,7 +307,7 @@ def _answer_logits(state: _State, encoder: Any, variant: Any) -> list[Any]:
 def _bottleneck(state: _State) -> Check:
     import torch
 
-    from livr_core.masks import MaskVariant
+    from livr_core.configs import MaskVariant
 
     plain = _encoder(state).without_latents()
     first, second = _answer_logits(state, plain, MaskVariant.BOTTLENECK)
@@ -360,8 +362,8 @@ def _timed_steps(state: _State, model: Any, encoder: Any, variant: Any) -> dict[
 
 
 def _steps(state: _State) -> Check:
+    from livr_core.configs import MaskVariant
     from livr_core.lora import apply_finetuning
-    from livr_core.masks import MaskVariant
 
     backbone = state.backbone
     sft = apply_finetuning(backbone, None)  # direct SFT: LoRA, no latents, causal mask

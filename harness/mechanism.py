@@ -256,10 +256,11 @@ def _accuracy(texts: dict[str, str], samples: Sequence[Sample]) -> tuple[float, 
 def train_and_evaluate(name: str, config: MechanismConfig, workdir: str) -> MethodResult:
     """Train method `name` ("livr" or "latents_only") and evaluate it under both masks."""
     from harness.cells import CellConfig
-    from harness.modeling import ModelOptions, generate_texts, prepare
+    from harness.modeling import generate_texts, prepare
+    from harness.options import ModelOptions
     from harness.train_executor import train_config
+    from livr_core.configs import MaskVariant
     from livr_core.inference import GenerationConfig
-    from livr_core.masks import MaskVariant
     from livr_core.trainer import Trainer
 
     method = _method(name, config)

@@ -9,21 +9,12 @@ name) is shown as it is.
 from __future__ import annotations
 
 from builders.registry import RegistryError, load_registry
-
-BACKBONES: dict[str, str] = {
-    "qwen2.5-vl-3b": "Qwen2.5-VL-3B",
-    "qwen2.5-vl-7b": "Qwen2.5-VL-7B",
-    "qwen3-vl-4b": "Qwen3-VL-4B",
-    "llava-onevision-1.5-4b": "LLaVA-OV-1.5-4B",
-    # Tiny random-initialised backbones built in code: tests and the demo.
-    "tiny-qwen2.5-vl": "tiny-Qwen2.5-VL",
-    "tiny-qwen3-vl": "tiny-Qwen3-VL",
-    "tiny-llava": "tiny-LLaVA",
-}
+from livr_core.backbones import BACKBONES
 
 
 def backbone_label(name: str) -> str:
-    return BACKBONES.get(name, name)
+    spec = BACKBONES.get(name)
+    return spec.label if spec is not None else name
 
 
 def task_label(name: str) -> str:

@@ -33,8 +33,8 @@ from harness.config import Overrides, load_table
 from harness.errors import ConfigError, MethodError, ProtocolError
 from harness.executor import CellData, CellResult
 from harness.methods import get_method
-from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
-from harness.options import answer_budget
+from harness.modeling import Prepared, generate_texts, load_weights, prepare
+from harness.options import ModelOptions, answer_budget
 from harness.plan import Cell, plan_cells
 from harness.protocol import ZeroShotProtocol, generation_options, generation_samples
 from harness.runner import score_cell

@@ -1,11 +1,9 @@
 """Every livr_core configuration, importable without torch, transformers or peft.
 
 Owns `MaskVariant`, `LoadOptions`, `LatentConfig`, `EncodingConfig`, `FinetuneConfig`,
-`TrainConfig`, `MirageConfig` and `RESUME_FREE`: the defaults of the whole core in one visible place. The modules
-that use them (`masks`, `backbones`, `latents`, `encoding`, `lora`, `trainer`) re-export them, so
-`from livr_core.trainer import TrainConfig` keeps working; import them from here when only the
-configuration is needed (planning a run, hashing a cell's settings) and the seconds that torch
-and peft take to import would be wasted.
+`TrainConfig`, `MirageConfig` and `RESUME_FREE`: the defaults of the whole core in one visible
+place, and the one module to import them from (or from `livr_core`, the public surface). Kept
+free of torch and peft, so planning a run or hashing a cell's settings does not pay for them.
 """
 
 from __future__ import annotations

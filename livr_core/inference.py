@@ -46,8 +46,9 @@ import torch
 from torch import nn
 
 from livr_core.backbones.base import BackboneAdapter, unwrap
+from livr_core.configs import MaskVariant
 from livr_core.encoding import IGNORE_INDEX, Batch, Encoder, Sample
-from livr_core.masks import MaskRules, MaskVariant, allowed_attention, to_attention_mask
+from livr_core.masks import MaskRules, allowed_attention, to_attention_mask
 from livr_core.model_inputs import forward_inputs, position_ids
 from livr_core.token_types import TokenType
 

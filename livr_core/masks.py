@@ -1,7 +1,7 @@
 """Attention masks built by position from token types: causal, the LIVR bottleneck and ablations.
 
-Owns `MaskRules`, `RULES`, `allowed_attention` and `to_attention_mask`; uses `MaskVariant`
-(defined in `livr_core.configs`, re-exported here).
+Owns `MaskRules`, `RULES`, `allowed_attention` and `to_attention_mask`, for the variants of
+`livr_core.configs.MaskVariant`.
 
 A mask is causal AND key-padding AND NOT (the variant's barred query-type → key-type pairs),
 then OR the diagonal so no query row is empty (SDPA returns NaN for a fully masked row; pad rows

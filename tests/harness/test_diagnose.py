@@ -22,7 +22,8 @@ from threadpoolctl import threadpool_limits
 from harness.cli import main
 from harness.diagnose import CONDITIONS, DiagnoseConfig, format_summary, tsne_records
 from harness.errors import ConfigError
-from harness.modeling import ModelOptions, generate_answers
+from harness.modeling import generate_answers
+from harness.options import ModelOptions
 from harness.paper import DIAGNOSTICS
 from harness.run_folder import SplitData, load_run
 from harness.samples import to_samples

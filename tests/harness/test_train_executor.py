@@ -24,7 +24,8 @@ from harness.config import load_table
 from harness.errors import ConfigError
 from harness.executor import executor_identity, make_executor
 from harness.methods import get_method
-from harness.modeling import ModelOptions, prepare
+from harness.modeling import prepare
+from harness.options import ModelOptions
 from harness.plan import Cell, plan_cells
 from harness.run_folder import FolderStore, single_cell
 from harness.runner import run_cells
