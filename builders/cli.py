@@ -1,7 +1,7 @@
 """The `build-task` command: build one task's split (or every task's) from raw sources.
 
     build-task TASK --split {train,val,test} [--source-root DIR] [--out DIR] [--n N]
-               [--seed 42] [--overwrite] [--exclude flagged_sources.json]
+               [--seed N] [--overwrite] [--exclude flagged_sources.json]
 
 TASK is a registry name (`jigsaw`), a source alias (`hpatches`) or `all`. Exit status: 0 every
 requested split was built; 1 some failed (or, with `all`, nothing was built); 2 bad input

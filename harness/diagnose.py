@@ -52,9 +52,8 @@ from livr_core.attention import (
     latent_image_maps,
     mean_attention,
 )
-from livr_core.configs import MaskVariant
+from livr_core.configs import GenerationConfig, MaskVariant
 from livr_core.encoding import Sample
-from livr_core.inference import GenerationConfig
 from livr_core.token_types import TokenType
 
 CONDITIONS: dict[str, GenerationConfig] = {

@@ -39,8 +39,9 @@ from harness.config import Overrides, load_table
 from harness.errors import ConfigError
 from harness.methods import get_method
 from harness.options import ModelOptions
+from livr_core.configs import LatentConfig, TrainConfig
 
-K = 16  # the paper's latent count
+K = LatentConfig.k  # the paper's latent count, as LIVR trains with
 MINIMUM_VERSIONS = {"transformers": "5.0", "peft": "0.21"}  # pyproject.toml's requirements
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "safetensors", "huggingface_hub")
 PROMPT = ("Which image is brighter?\n(A) the first image\n(B) the second image\n"
@@ -174,7 +175,6 @@ def _model_token_ids(model: Any) -> set[int]:
 
 
 def _latents(state: _State) -> Check:
-    from livr_core.configs import LatentConfig
     from livr_core.latents import add_latent_tokens
 
     backbone = state.backbone
@@ -183,7 +183,7 @@ def _latents(state: _State) -> Check:
     taken |= _model_token_ids(backbone.model)
     vocabulary = len(tokenizer)
     rows = backbone.model.get_input_embeddings().weight.shape[0]
-    state.latents = add_latent_tokens(backbone, LatentConfig(k=K))
+    state.latents = add_latent_tokens(backbone, LatentConfig())
     ids = state.latents.ids
     clash = sorted(set(ids) & taken)
     if clash or min(ids) < vocabulary:
@@ -334,7 +334,7 @@ def _timed_steps(state: _State, model: Any, encoder: Any, variant: Any) -> dict[
 
     device = state.options.resolved_device()
     cuda = device.type == "cuda"
-    optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-4)
+    optimizer = torch.optim.AdamW(param_groups(model, TrainConfig.weight_decay), lr=TrainConfig.lr)
     batch = encoder([state.samples[0]]).to(device)
     model.train()
     if cuda:

@@ -94,6 +94,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from livr_core.configs import LatentConfig, TrainConfig
+
 if TYPE_CHECKING:
     from harness.methods import MethodSpec
     from livr_core.encoding import Sample
@@ -129,11 +131,12 @@ class MechanismConfig:
     """Every setting of the check; the reasons are in the module docstring."""
 
     backbone: str = "tiny-llava"  # its 1D RoPE tells the 16 patch positions apart
-    latents: int = 16  # K, the paper's default
+    latents: int = LatentConfig.k  # K, the paper's default
     epochs: int = 10  # total, the same for both methods
     stage1_epochs: int = 6  # LIVR's bottleneck epochs (latents only: none)
     lr: float = 3e-3  # a random-initialised model must learn the task from scratch
-    batch_size: int = 8  # the paper's effective batch, in one forward
+    # the paper's effective batch, in one forward
+    batch_size: int = TrainConfig.per_device_batch_size * TrainConfig.grad_accumulation
     train_examples: int = 256
     test_examples: int = 200  # +-3 points of standard error at 75%
     image_side: int = 56  # tiny-llava's input size: a 4x4 grid of 14-px patches
@@ -259,8 +262,7 @@ def train_and_evaluate(name: str, config: MechanismConfig, workdir: str) -> Meth
     from harness.modeling import generate_texts, prepare
     from harness.options import ModelOptions
     from harness.train_executor import train_config
-    from livr_core.configs import MaskVariant
-    from livr_core.inference import GenerationConfig
+    from livr_core.configs import GenerationConfig, MaskVariant
     from livr_core.trainer import Trainer
 
     method = _method(name, config)

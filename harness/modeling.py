@@ -33,9 +33,15 @@ from harness.options import ModelOptions, local_names
 from livr_core.backbones import BackboneUnavailable, load_backbone
 from livr_core.backbones.base import Backbone
 from livr_core.checkpoint import load_trainable
-from livr_core.configs import EncodingConfig, FinetuneConfig, LatentConfig, LoadOptions
+from livr_core.configs import (
+    EncodingConfig,
+    FinetuneConfig,
+    GenerationConfig,
+    LatentConfig,
+    LoadOptions,
+)
 from livr_core.encoding import Encoder, Sample
-from livr_core.inference import Generation, GenerationConfig, generate
+from livr_core.inference import Generation, generate
 from livr_core.latents import LatentTokens, add_latent_tokens
 from livr_core.lora import apply_finetuning
 from livr_core.mirage import MirageLatents

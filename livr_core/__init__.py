@@ -46,8 +46,9 @@ from typing import Any
 
 # name -> the module that owns it
 _OWNERS = {
-    **dict.fromkeys(("EncodingConfig", "FinetuneConfig", "LatentConfig", "LoadOptions",
-                     "MaskVariant", "MirageConfig", "TrainConfig"), "livr_core.configs"),
+    **dict.fromkeys(("EncodingConfig", "FinetuneConfig", "GenerationConfig", "LatentConfig",
+                     "LoadOptions", "MaskVariant", "MirageConfig", "TrainConfig"),
+                    "livr_core.configs"),
     **dict.fromkeys(("BACKBONES", "BackboneUnavailable", "get_backbone", "load_backbone"),
                     "livr_core.backbones"),
     **dict.fromkeys(("Backbone", "BackboneAdapter"), "livr_core.backbones.base"),
@@ -56,7 +57,7 @@ _OWNERS = {
     **dict.fromkeys(("apply_finetuning", "param_groups"), "livr_core.lora"),
     "forward_inputs": "livr_core.model_inputs",
     **dict.fromkeys(("TrainResult", "Trainer"), "livr_core.trainer"),
-    **dict.fromkeys(("Generation", "GenerationConfig", "generate", "score_choices"),
+    **dict.fromkeys(("Generation", "generate", "score_choices"),
                     "livr_core.inference"),
     **dict.fromkeys(("answer_latent_mass", "latent_image_maps", "last_hidden_states"),
                     "livr_core.attention"),

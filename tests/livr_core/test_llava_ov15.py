@@ -32,12 +32,18 @@ from livr_core.backbones.llava_ov_model import (
     LlavaOnevision15Config,
     LlavaOnevision15ForConditionalGeneration,
 )
-from livr_core.configs import FinetuneConfig, LatentConfig, LoadOptions, MaskVariant
+from livr_core.configs import (
+    FinetuneConfig,
+    GenerationConfig,
+    LatentConfig,
+    LoadOptions,
+    MaskRules,
+    MaskVariant,
+)
 from livr_core.encoding import Encoder, Sample
-from livr_core.inference import GenerationConfig, generate
+from livr_core.inference import generate
 from livr_core.latents import add_latent_tokens
 from livr_core.lora import apply_finetuning
-from livr_core.masks import MaskRules
 from livr_core.model_inputs import forward_inputs
 from livr_core.realconfig.llava_ov15 import checkpoint_config, write_llava_ov15_checkpoint
 from livr_core.token_types import TokenType

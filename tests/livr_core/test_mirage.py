@@ -12,13 +12,14 @@ from livr_core.backbones import load_backbone
 from livr_core.configs import (
     EncodingConfig,
     FinetuneConfig,
+    GenerationConfig,
     LatentConfig,
     MaskVariant,
     MirageConfig,
     TrainConfig,
 )
 from livr_core.encoding import IGNORE_INDEX, Encoder, Sample
-from livr_core.inference import GenerationConfig, generate
+from livr_core.inference import generate
 from livr_core.latents import add_latent_tokens
 from livr_core.lora import apply_finetuning
 from livr_core.mirage import (

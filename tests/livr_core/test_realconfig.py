@@ -26,9 +26,9 @@ from safetensors import safe_open
 
 from livr_core.backbones import load_backbone
 from livr_core.backbones.qwen import load_pil_processor
-from livr_core.configs import LatentConfig, LoadOptions, MaskVariant
+from livr_core.configs import GenerationConfig, LatentConfig, LoadOptions, MaskVariant
 from livr_core.encoding import Encoder, Sample
-from livr_core.inference import GenerationConfig, generate, stop_token_ids
+from livr_core.inference import generate, stop_token_ids
 from livr_core.latents import add_latent_tokens
 from livr_core.lora import apply_finetuning, param_groups
 from livr_core.model_inputs import forward_inputs

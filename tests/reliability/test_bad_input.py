@@ -21,7 +21,7 @@ import pytest
 
 from builders.cli import main
 from builders.io import read_manifest, read_split, split_dir
-from builders.registry import DEFAULT_REGISTRY, REGISTRY_ENV, get_task
+from builders.registry import DEFAULT_REGISTRY, REGISTRY_ENV, get_task, load_registry
 from builders.splitting import assign_split
 
 ROOT = Path(__file__).parents[2]
@@ -276,7 +276,7 @@ def _break_images(mini_sources, tmp_path: Path, broken: int | None) -> tuple[Pat
     shutil.copytree(mini_sources["coco"], coco)
     fractions = get_task("jigsaw").params["split_fractions"]
     owned = [p for p in sorted(coco.glob("*2017/*.jpg"))
-             if assign_split(p.stem, fractions, 42) == "train"]
+             if assign_split(p.stem, fractions, load_registry().defaults.seed) == "train"]
     for p in owned[:broken]:
         p.write_bytes(p.read_bytes()[:200])
     return coco, owned
