@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 from harness.config import Overrides, TableConfig, load_table, table_names
 from harness.errors import ConfigError
 from harness.methods import METHODS
+from harness.options import ModelOptions
+from harness.publish import publish_table
 
 if TYPE_CHECKING:
     from harness.executor import CellExecutor
@@ -127,7 +129,7 @@ def _rescore(args: argparse.Namespace) -> int:
         raise ConfigError(f"no results of {table.name} in {args.runs} ({roots[0]} is missing)")
     summary = rescore_tree(roots, judge, args.judge)
     if table is not None:
-        _write_report(table, args.runs)
+        publish_table(table, args.runs)
     print(summary.describe())
     return 1 if summary.skipped else 0
 
@@ -267,8 +269,6 @@ def _doctor_parser(sub: argparse._SubParsersAction) -> None:
 
 def _doctor(args: argparse.Namespace) -> int:
     from harness.doctor import main as doctor_main
-    from harness.options import ModelOptions
-
     width, sep, height = args.image_size.partition("x")
     if not (sep and width.isdigit() and height.isdigit()) or args.steps < 1:
         raise ConfigError(f"--image-size takes WxH (e.g. 640x480) and --steps >= 1; got "
@@ -284,26 +284,6 @@ def _load(args: argparse.Namespace) -> TableConfig:
         epochs=args.epochs, lr=args.lr, limit=args.limit,
     )
     return load_table(args.table, overrides)
-
-
-def _write_report(table: TableConfig, runs: Path, force: bool = False) -> int:
-    """Print and write the table's report; 1 (nothing written) when it would hold no result,
-    or fewer than the report already there and not `force`."""
-    from harness.report import build_report, render_text, replacement_refusal, write_reports
-    from harness.store import RunStore
-
-    store = RunStore(runs)
-    report = build_report(table, store)
-    failures = build_report(table, store, metric="parse_failure_rate")
-    folder = runs / table.name / "report"
-    refusal = replacement_refusal(report, folder, force)
-    if refusal:
-        print(f"harness report: {refusal}", file=sys.stderr)
-        return 1
-    paths = write_reports(report, folder, extra=[failures])
-    print(render_text(report, color=sys.stdout.isatty()))
-    print(f"report: {', '.join(str(p) for p in paths)}")
-    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -331,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"moved aside: {moved}")
     print(f"{table.title}{where}: {len(cells)} cells, executor {executor.name}, store {args.runs}")
     summary = run_cells(cells, store, executor, args.built)
-    _write_report(table, args.runs)
+    publish_table(table, args.runs)
     print(summary.describe())
     return 1 if summary.failed or summary.damaged else 0
 
@@ -368,25 +348,11 @@ def _train(args: argparse.Namespace) -> int:
     return 1 if summary.failed or summary.damaged else 0
 
 
-def _built_for(args: argparse.Namespace) -> Path:
-    from harness.run_folder import stored_built
-
-    return args.built or stored_built(args.run_dir) or Path("built")
-
-
 def _eval(args: argparse.Namespace) -> int:
-    from harness.options import ModelOptions
-    from harness.run_folder import (
-        evaluate_run,
-        evaluation_data,
-        load_run,
-        read_cell,
-        write_evaluation,
-    )
+    from harness.run_folder import evaluate_run, open_run, write_evaluation
 
-    options = ModelOptions.parse(_executor_options(args))
-    data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
-    loaded = load_run(args.run_dir, options)
+    loaded, data = open_run(args.run_dir, ModelOptions.parse(_executor_options(args)),
+                            args.split, args.built, args.limit)
     predictions, metrics = evaluate_run(loaded, data)
     out = write_evaluation(args.run_dir / "eval" / args.split, predictions, metrics)
     for task, m in metrics["tasks"].items():
@@ -400,12 +366,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _diagnose(args: argparse.Namespace) -> int:
     from harness.diagnose import DiagnoseConfig, diagnose, format_summary
-    from harness.options import ModelOptions
-    from harness.run_folder import evaluation_data, load_run, read_cell
+    from harness.run_folder import open_run
 
-    options = ModelOptions.parse(_executor_options(args))
-    data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
-    loaded = load_run(args.run_dir, options)
+    loaded, data = open_run(args.run_dir, ModelOptions.parse(_executor_options(args)),
+                            args.split, args.built, args.limit)
     config = DiagnoseConfig(overlays=args.overlays, tsne_examples=args.tsne_examples,
                             tsne_per=args.tsne_per)
     out = args.out or args.run_dir / "diagnostics"
@@ -416,7 +380,6 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from harness.export_model import export_run
-    from harness.options import ModelOptions
     from livr_core.export import read_livr_info
 
     try:
@@ -493,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "methods":
             return _methods()
         if args.command == "report":
-            return _write_report(_load(args), args.runs, args.force)
+            return publish_table(_load(args), args.runs, args.force)
         commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
                     "export": _export, "export-lmms-eval": _export_pack,
                     "export-vlmevalkit": _export_pack, "rescore": _rescore,

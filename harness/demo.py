@@ -255,7 +255,7 @@ def _pump(stream: IO[bytes], sink: StepSink, source: str) -> None:
 
 def _table(run: _Run) -> int:
     """`harness run` in one process per worker (shards of one store), then `harness report`."""
-    from harness.cli import main as harness
+    from harness.publish import publish_table
 
     workers = _workers()
     command = [sys.executable, "-m", "harness.cli", "run", *_table_args(run),
@@ -286,7 +286,7 @@ def _table(run: _Run) -> int:
                 proc.terminate()
         for pump in pumps:
             pump.join()
-    return max([*codes, harness(["report", *_table_args(run)])])
+    return max([*codes, publish_table(_table_config(), run.out / "runs")])
 
 
 def _cell_dir(out: Path, task: str, method: str) -> Path:
@@ -296,23 +296,34 @@ def _cell_dir(out: Path, task: str, method: str) -> Path:
 
 
 def _diagnose(run: _Run) -> int:
-    from harness.cli import main as harness
+    """`harness diagnose` of the LIVR cell, on the CPU."""
+    from harness.diagnose import DiagnoseConfig, diagnose, format_summary
+    from harness.options import ModelOptions
+    from harness.run_folder import open_run
 
-    return harness(["diagnose", str(_cell_dir(run.out, DIAGNOSE_TASK, "livr")),
-                    "--out", str(run.out / "diagnostics"), "--overlays", "2",
-                    "--tsne-examples", "50", "--executor-opt", "device=cpu"])
+    loaded, data = open_run(_cell_dir(run.out, DIAGNOSE_TASK, "livr"), ModelOptions(device="cpu"),
+                            built=run.out / "built")
+    out = run.out / "diagnostics"
+    print(format_summary(diagnose(loaded, data, out, DiagnoseConfig(overlays=2, tsne_examples=50))))
+    print(f"written: {out}/diagnostics.json")
+    return 0
 
 
 # --- what gets printed --------------------------------------------------------------------------
 
 
-def _report(out: Path) -> Any:
+def _table_config() -> Any:
+    """Table 1 restricted to the demo's backbone and tasks."""
     from harness.config import load_table
+
+    return load_table("1", {"backbones": [BACKBONE], "tasks": list(TABLE_TASKS)})
+
+
+def _report(out: Path) -> Any:
     from harness.report import build_report
     from harness.store import RunStore
 
-    table = load_table("1", {"backbones": [BACKBONE], "tasks": list(TABLE_TASKS)})
-    return build_report(table, RunStore(out / "runs"))
+    return build_report(_table_config(), RunStore(out / "runs"))
 
 
 def _collect(result: DemoResult, color: bool) -> None:

@@ -34,7 +34,8 @@ from builders.record import Record
 from builders.registry import load_registry
 from harness.cells import CellConfig
 from harness.errors import ConfigError
-from harness.metrics import Item, macro_mean, score, task_metrics
+from harness.items import Item, macro_mean
+from harness.metrics import score, task_metrics
 
 
 class ExecutorUnavailable(ConfigError):

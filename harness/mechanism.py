@@ -97,6 +97,8 @@ from PIL import Image, ImageDraw
 from livr_core.configs import LatentConfig, TrainConfig
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from harness.methods import MethodSpec
     from livr_core.encoding import Sample
 
@@ -243,7 +245,8 @@ def _method(name: str, config: MechanismConfig) -> MethodSpec:
 
 def _accuracy(texts: dict[str, str], samples: Sequence[Sample]) -> tuple[float, dict[str, int]]:
     """Accuracy (%) scored by the harness's MCQ scorer, and the histogram of parsed answers."""
-    from harness.metrics import FAIL, Item, score
+    from harness.items import Item
+    from harness.metrics import FAIL, score
 
     scored = [
         score(Item(s.id, TASK, s.answer, "mcq", letters=LETTERS), texts.get(s.id, ""))
@@ -351,6 +354,47 @@ def format_result(result: MechanismResult) -> str:
     return "\n".join(lines)
 
 
+def plot_mechanism(result: MechanismResult, path: Path) -> Path:
+    """Bottleneck-at-test accuracy per seed and the mean, LIVR beside latents only; hollow bars
+    are the same runs with the causal mask; chance and the two thresholds as lines."""
+    from harness.figures import save_figure
+
+    return save_figure(mechanism_figure(result), path)
+
+
+def mechanism_figure(result: MechanismResult) -> Figure:
+    """The chart `plot_mechanism` writes."""
+    from harness.figures import plt  # matplotlib: only when a figure is asked for
+
+    seeds = [str(s) for s in result.seeds] + ["mean"]
+    fig, ax = plt.subplots(figsize=(1.3 * len(seeds) + 5.0, 3.8), layout="constrained")
+    width = 0.38
+    for i, (name, label, colour) in enumerate((("livr", "LIVR", "tab:blue"),
+                                               ("latents_only", "latents only", "tab:orange"))):
+        runs = result.of(name)
+        bottleneck = [r.bottleneck_accuracy for r in runs] + [result.mean_bottleneck(name)]
+        causal = [r.causal_accuracy for r in runs]
+        causal.append(sum(causal) / len(causal))
+        xs = [x + (i - 0.5) * width for x in range(len(seeds))]
+        ax.bar(xs, causal, width, fill=False, edgecolor=colour, linestyle="dotted",
+               label=f"{label}, causal mask")
+        ax.bar(xs, bottleneck, width, color=colour, label=f"{label}, bottleneck at test")
+    thresholds = result.thresholds
+    ax.axhline(result.chance, color="grey", linestyle="dashed", linewidth=1, label="chance")
+    ax.axhline(thresholds["livr_mean_bottleneck_min"], color="tab:blue", linewidth=0.8,
+               linestyle="dashdot", label="LIVR mean must reach")
+    ax.axhline(thresholds["latents_only_mean_bottleneck_max"], color="tab:orange",
+               linewidth=0.8, linestyle="dashdot", label="latents-only mean must stay under")
+    ax.set_xticks(range(len(seeds)), [f"seed {s}" if s != "mean" else s for s in seeds])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    verdict = "PASS" if result.passed else "FAIL"
+    ax.set_title(f"Mechanism check ({result.config.backbone}, K={result.config.latents}): "
+                 f"{verdict}", fontsize=10)
+    return fig
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="harness mechanism",
@@ -375,8 +419,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     if args.png:
-        from harness.plot import plot_mechanism
-
         print(f"figure: {plot_mechanism(result, args.png)}")
     return 0 if result.passed else 1
 

@@ -1,7 +1,7 @@
 """A single run outside a table: `harness train` writes one, `eval` and `diagnose` read any back.
 
 Owns `FolderStore`, `single_cell`, `read_cell`, `executor_info`, `run_options`, `LoadedRun`,
-`load_run`, `SplitData`, `evaluate_run` and `write_evaluation`. A run folder is a cell folder
+`load_run`, `SplitData`, `evaluation_data`, `open_run`, `evaluate_run` and `write_evaluation`. A run folder is a cell folder
 (`harness.store`): config.json, status.json,
 metrics.json, predictions.jsonl, checkpoints/ (best/, final/ and the resumable checkpoints), so
 `eval` and `diagnose` work the same on `harness train --out DIR` and on any cell of a table.
@@ -36,8 +36,9 @@ from harness.methods import get_method
 from harness.modeling import Prepared, generate_texts, load_weights, prepare
 from harness.options import ModelOptions, answer_budget
 from harness.plan import Cell, plan_cells
-from harness.protocol import ZeroShotProtocol, generation_options, generation_samples
+from harness.protocol import ZeroShotProtocol
 from harness.runner import score_cell
+from harness.samples import generation_options, generation_samples
 from harness.store import CHECKPOINTS, CONFIG, METRICS, DamagedFile, Key, RunStore, read_json
 
 SINGLE_TABLE = "train"  # the table name recorded in a `harness train` run's config
@@ -200,6 +201,18 @@ def evaluation_data(cell: CellConfig, built: Path, split: str, limit: int | None
         raise ConfigError(f"no built {split!r} split at {', '.join(map(str, missing))} "
                           "(pass --built, or build it with build-task)")
     return SplitData(built, cell, split)
+
+
+def open_run(
+    run_dir: Path, options: ModelOptions, split: str = "test", built: Path | None = None,
+    limit: int | None = None,
+) -> tuple[LoadedRun, SplitData]:
+    """A run's model and the data it is evaluated on (`eval`, `diagnose`): `split` of its
+    tasks from `built` (default: the folder it was trained on, else built/), checked before the
+    model is loaded."""
+    built = built or stored_built(run_dir) or Path("built")
+    data = evaluation_data(read_cell(run_dir), built, split, limit)
+    return load_run(run_dir, options), data
 
 
 def evaluate_run(

@@ -151,7 +151,7 @@ class LivrExecutor:
 
     def _run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
         from harness.modeling import generate_texts, prepare
-        from harness.protocol import generation_options, generation_samples
+        from harness.samples import generation_options, generation_samples
 
         start = time.perf_counter()
         options = answer_budget(self.options, (*cell.train_tasks, *cell.eval_tasks))

@@ -76,7 +76,7 @@ def test_every_method_and_seed_trains_as_configured(result):
 def test_the_figure_is_drawn(result, tmp_path):
     from PIL import Image
 
-    from harness.plot import plot_mechanism
+    from harness.mechanism import plot_mechanism
 
     path = plot_mechanism(result, tmp_path / "figs" / "mechanism.png")
     with Image.open(path) as image:
