@@ -27,6 +27,7 @@ from harness.errors import ConfigError, MethodError, ProtocolError
 from harness.methods import METHODS, MethodSpec, get_method, scale_epochs
 from harness.protocol import ZeroShotProtocol
 from livr_core.backbones import BACKBONES
+from livr_core.configs import SEED
 
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 TOP_KEYS = (
@@ -72,6 +73,7 @@ class Overrides:
     epochs: int | None = None  # total epochs per trained method (stage split kept in proportion)
     lr: float | None = None  # learning rate of every trained method (both stages)
     limit: int | None = None  # at most this many examples of every split of every task
+    seed: int | None = None  # every cell's training seed (default: livr_core's, the paper's 42)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Overrides:
@@ -99,6 +101,7 @@ class TableConfig:
     paper: str
     limit: int | None
     source: Path
+    seed: int = SEED  # every cell's training seed (`CellConfig.seed`)
     train_set: str | None = None  # transfer: the task whose train / val splits every cell trains on
     train_set_source: str = ""  # transfer: where that training data comes from, in words
     reported: dict[str, str] = field(default_factory=dict)  # row name -> source of its numbers
@@ -350,6 +353,7 @@ def load_table(
         paper=paper,
         limit=overrides.limit,
         source=path,
+        **({} if overrides.seed is None else {"seed": overrides.seed}),
         train_set=train_set,
         train_set_source=train_set_source,
         reported={k: v for k, v in reported.items()

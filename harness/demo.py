@@ -465,7 +465,7 @@ def run_demo(out: Path = DEFAULT_OUT, size: DemoSize = FULL,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by harness demo; --fresh may delete this folder\n")
+    (out / MARKER).write_text("written by harness demo; --overwrite may delete this folder\n")
     sink = StepSink(sys.__stderr__ or terminal)
     run = _Run(DemoResult(out, size), sink, Ticker(terminal, sink, tty, say_lock=lock),
                say or printed)
@@ -528,7 +528,7 @@ def _finish(run: _Run, tty: bool) -> DemoResult:
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness demo",
         description="Run the toolkit end to end on miniature synthetic data with a tiny "
@@ -540,15 +540,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="reduced size for CI: a third of the examples (learning shows in "
                              "the table, not yet under the bottleneck mask)")
-    parser.add_argument("--fresh", action="store_true",
+    parser.add_argument("--overwrite", "--fresh", dest="fresh", action="store_true",
                         help="replace the demo folder of an earlier demo run")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     out: Path = args.out
     if out.exists() and any(out.iterdir()):
         if not (args.fresh and (out / MARKER).is_file()):
             why = ("is not a demo folder (no " + MARKER + "); choose another --out"
-                   if args.fresh else "is not empty; use --fresh to replace an earlier demo, or "
-                   "another --out")
+                   if args.fresh else "is not empty; use --overwrite to replace an earlier demo, "
+                   "or another --out")
             print(f"harness demo: {out} {why}", file=sys.stderr)
             return 2
         shutil.rmtree(out)

@@ -347,7 +347,7 @@ def mechanism_figure(result: MechanismResult) -> Figure:
     return fig
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness mechanism",
         description="Train LIVR and latents-only on a synthetic quadrant task with a tiny "
@@ -362,6 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="training processes, one thread each")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--png", type=Path, help="also draw the accuracies as a PNG here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     for path in (args.json, args.png):
         if path is not None and path.exists():  # checked before minutes of training

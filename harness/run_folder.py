@@ -61,17 +61,14 @@ def single_cell(
     method: str,
     built: Path,
     executor: dict[str, Any],
-    epochs: int | None = None,
-    limit: int | None = None,
+    overrides: Overrides = Overrides(),
     checkpoint: str | None = None,
-    lr: float | None = None,
 ) -> Cell:
     """The cell training `method` on `task`: a Table 1 cell (the single-task protocol: one model
-    per backbone and task, the paper's defaults), names and splits checked the same way."""
-    table = load_table("1", Overrides(
-        backbones=(backbone,), tasks=(task,), methods=(method,), epochs=epochs, lr=lr,
-        limit=limit,
-    ))
+    per backbone and task, the paper's defaults; `overrides` may change epochs, lr, limit and
+    seed), names and splits checked the same way."""
+    table = load_table("1", replace(overrides, backbones=(backbone,), tasks=(task,),
+                                    methods=(method,)))
     spec = table.methods[method]
     if checkpoint is not None and spec.trained:
         spec = spec.with_changes(checkpoint=checkpoint)
