@@ -7,7 +7,8 @@ module that owns it, which is imported the first time the name is used, so `impo
 
     from livr_core import (
         Encoder, GenerationConfig, LatentConfig, MaskVariant, Sample, TrainConfig, Trainer,
-        add_latent_tokens, apply_finetuning, generate, load_backbone,
+        add_latent_tokens, answer_latent_mass, apply_finetuning, forward_inputs, generate,
+        load_backbone, param_groups,
     )
 
     backbone = load_backbone("tiny-qwen2.5-vl")              # model + processor + adapter

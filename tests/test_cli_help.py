@@ -115,3 +115,35 @@ def test_version(module):
     done = subprocess.run([sys.executable, "-m", module, "--version"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.split()[-1] == package_version()
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `build-task` / `dedup` / `harness` command in the README's bash blocks, with
+    `[optional parts]` included and shell loop variables filled in."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#.*$", "", line.strip())
+            found = re.search(r"(?:^|do |; )((?:build-task|dedup|harness) [^;]*)", line)
+            if found:
+                command = re.sub(r"\[([^\]]*)\]", r"\1", found.group(1))
+                out.append(shlex.split(command.replace("$s", "train")))
+    return out
+
+
+def test_every_readme_command_parses_with_its_tool():
+    parsers = _parsers()
+    commands = _readme_commands()
+    assert len(commands) > 25
+    for argv in commands:
+        tool, args = argv[0], argv[1:]
+        name = f"{tool} {args[0]}" if f"{tool} {args[0]}" in parsers else tool
+        rest = args[1:] if name != tool else args
+        try:
+            parsers[name].parse_args(rest)
+        except SystemExit:
+            raise AssertionError(f"README: {' '.join(argv)}") from None
