@@ -124,11 +124,9 @@ def build(ctx: BuildContext) -> Iterator[Example]:
         if left_img is None or right_img is None:
             continue
         ref_kps, target = _pixels(left, left_img.size), _pixels(right, right_img.size)
-        min_sep = p["min_candidate_separation_frac"] * max(right_img.size)
-        picked = pick_keypoints(ctx.rng("example", left.action, left.image, right.image), target,
-                                ctx.spec.num_options - 1, min_sep)
+        picked = pick_keypoints(ctx, ctx.rng("example", left.action, left.image, right.image),
+                                target, right_img.size)
         if picked is None:
-            ctx.reject("no_separated_distractors")
             continue
         k, ds = picked
         yield correspondence_example(

@@ -93,11 +93,8 @@ def build(ctx: BuildContext) -> Iterator[Example]:
         idx = np.flatnonzero(valid)
         src_kps, trg_kps = ann.src_kps[idx], ann.trg_kps[idx]
         ids = [ann.kps_ids[k] for k in idx]
-        min_sep = p["min_candidate_separation_frac"] * max(trg_img.size)
-        picked = pick_keypoints(ctx.rng("example", ref.name), trg_kps, ctx.spec.num_options - 1,
-                                min_sep)
+        picked = pick_keypoints(ctx, ctx.rng("example", ref.name), trg_kps, trg_img.size)
         if picked is None:
-            ctx.reject("no_separated_distractors")
             continue
         r, ds = picked
         yield correspondence_example(

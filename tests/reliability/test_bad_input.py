@@ -300,3 +300,19 @@ def test_skipped_images_are_named_in_the_log(mini_sources, tmp_path, caplog):
         assert caplog.text.count(f"skipped image {path} ") == 1, caplog.text
     manifest = read_manifest(split_dir(tmp_path / "out", "jigsaw", "train"))
     assert manifest["rejected"] == {"unreadable_image": 3}
+
+
+def test_every_task_declares_its_builder_parameters():
+    """Each task's builder declares the keys of its [tasks.<name>.params] (so a misspelt one
+    fails when tasks.toml is loaded), and every declared key without a default is in the file."""
+    from dataclasses import MISSING, fields
+
+    from builders.registry import BuilderParams, builder_params
+
+    registry = load_registry()
+    for spec in registry.tasks.values():
+        schema = builder_params(spec)
+        assert schema is not None and issubclass(schema, BuilderParams), spec.name
+        required = {f.name for f in fields(schema)
+                    if f.default is MISSING and f.default_factory is MISSING}
+        assert required <= set(spec.params), (spec.name, required - set(spec.params))
