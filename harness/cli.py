@@ -42,6 +42,7 @@ from livr_core.configs import SEED
 
 if TYPE_CHECKING:
     from harness.executor import CellExecutor
+    from harness.options import ModelOptions
     from harness.plan import Cell
 
 NO_DATA = "no data"  # a dry run's status of a cell whose splits are not built
@@ -136,7 +137,7 @@ def _executor_options(args: argparse.Namespace) -> dict[str, str]:
     return options
 
 
-def _model_options(args: argparse.Namespace):  # -> harness.options.ModelOptions
+def _model_options(args: argparse.Namespace) -> ModelOptions:
     from harness.options import ModelOptions
 
     return ModelOptions.parse(_executor_options(args))
@@ -149,8 +150,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="harness",
         description="Reproduce the LIVR paper's tables (zero-shot, direct SFT, LIVR and every "
                     "ablation), train, evaluate and diagnose single runs, export them.",
-        epilog="First: `harness demo` (the toolkit end to end on miniature data, ~2 min on a "
-               "CPU), `harness mechanism` (do the latents carry the image?), `harness doctor "
+        epilog="First: `harness demo` (the toolkit end to end on miniature data, about a "
+               "minute on a CPU), `harness mechanism` (do the latents carry the image?), `harness doctor "
                "--backbone NAME` (this machine and checkpoint). `harness COMMAND --help` for each "
                "command's options.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -327,6 +328,7 @@ def _doctor_parser(sub: argparse._SubParsersAction) -> None:
 
 def _doctor(args: argparse.Namespace) -> int:
     from harness.doctor import main as doctor_main
+
     width, sep, height = args.image_size.partition("x")
     if not (sep and width.isdigit() and height.isdigit()) or args.steps < 1:
         raise ConfigError(f"--image-size takes WxH (e.g. 640x480) and --steps >= 1; got "
