@@ -6,10 +6,10 @@ records it, and each of the three tools prints it for `--version`.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 
 def package_version() -> str:
+    from importlib import metadata  # here: every `import builders.*` runs this file
+
     try:
         return metadata.version("livr-toolkit")
     except metadata.PackageNotFoundError:

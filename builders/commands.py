@@ -20,10 +20,12 @@ def source_root(source: str) -> str:
     return f"{SOURCE_ROOT}/{source}"
 
 
-def build_command(spec: TaskSpec, split: str, out: Path | str) -> str:
-    """`build-task` for one split of `spec` into the built root `out`."""
+def build_command(spec: TaskSpec, split: str, out: Path | str, overwrite: bool = False) -> str:
+    """`build-task` for one split of `spec` into the built root `out` (replacing the folder
+    there with `overwrite`)."""
     return (f"build-task {spec.name} --split {split} "
-            f"--source-root {source_root(spec.source_for(split))} --out {out}")
+            f"--source-root {source_root(spec.source_for(split))} --out {out}"
+            + (" --overwrite" if overwrite else ""))
 
 
 def dedup_command(against: str, built: Path | str, tasks: Iterable[str], raw: bool) -> str:

@@ -12,14 +12,16 @@ writes (`ref`, `candidates`, `answer`, `image_sizes`) match the HPatches builder
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from builders.build import BuildContext
 from builders.drawing import draw_points, draw_ref
 from builders.record import Example
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 Point = tuple[float, float]
 

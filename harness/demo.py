@@ -260,7 +260,7 @@ def _table(run: _Run) -> int:
     workers = _workers()
     command = [sys.executable, "-m", "harness.cli", "run", *_table_args(run),
                "--built", str(run.out / "built"), "--epochs", str(run.size.epochs),
-               "--lr", str(run.size.lr), "--executor", "livr", "--executor-opt", "device=cpu",
+               "--lr", str(run.size.lr), "--executor", "livr", "--device", "cpu",
                # the paper's batch of 8 in one forward pass: same updates, much faster on a CPU
                "--executor-opt", "train_batch_size=8"]
     root = Path(__file__).resolve().parent.parent  # the shards run this very harness

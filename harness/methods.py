@@ -3,8 +3,9 @@
 Owns `MethodSpec`, `METHODS` (every named method with its defaults, in one place), `get_method`
 and `scale_epochs`. A method says WHAT is trained and how (latents, masks, schedule, fine-tuning
 mode); HOW to train it is `livr_core`'s job (`harness.train_executor` reads these fields). Mask
-variants are named by `livr_core.configs.MaskVariant` member names (a test keeps them in step);
-only the torch-free `livr_core.configs` is imported, so this module needs no torch.
+variants are named by `livr_core.configs.MaskVariant` member names; the defaults (K, lr, the
+(4, 6) schedule) are `livr_core.configs`' (torch-free, so this module needs no torch); the
+total epochs every baseline trains and the Mirage comparison's setting are written once below.
 
 Interpretations (the paper is short on some ablations; PROTOCOL.md section 1):
 * latents only: LIVR without stage 1, i.e. schedule (0, 10); it is also Table 4(b)'s (0,10) row.

@@ -203,20 +203,20 @@ def format_missing(missing: Iterable[tuple[str, str]], built: Path) -> str:
     order = list(registry.tasks)
     missing = sorted(set(missing), key=lambda m: (order.index(m[0]), SPLITS.index(m[1])))
     head = (f"{len(missing)} split(s) to build under {built} (raw datasets at "
-            f"{SOURCE_ROOT}/<source>: `build-task --help` shows each layout):")
+            f"{SOURCE_ROOT}/<source>: `build-task --help` shows each layout; a folder that is "
+            "there but does not match its manifest is rebuilt with --overwrite):")
     lines = [head]
-    lines += [f"  {build_command(registry.resolve(t), s, built)}" for t, s in missing]
-    against: dict[str, list[str]] = {}
+    lines += [f"  {build_command(registry.resolve(t), s, built, split_dir(built, t, s).exists())}"
+              for t, s in missing]
+    against: dict[str, dict[str, None]] = {}  # test set -> its tasks, in registry order
     for task, split in missing:
         spec = registry.resolve(task)
         if split != "test" and spec.dedup_against != "none":
-            against.setdefault(spec.dedup_against, [])
-            if spec.name not in against[spec.dedup_against]:
-                against[spec.dedup_against].append(spec.name)
+            against.setdefault(spec.dedup_against, {})[spec.name] = None
     if against:
         raw = set(load_config(registry).raw_tasks)
         lines.append("then remove their near-duplicates of the test images (paper App. A):")
-        lines += [f"  {dedup_command(a, built, tasks, bool(raw & set(tasks)))}"
+        lines += [f"  {dedup_command(a, built, list(tasks), bool(raw & set(tasks)))}"
                   for a, tasks in sorted(against.items())]
     return "\n".join(lines)
 

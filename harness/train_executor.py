@@ -68,8 +68,8 @@ if TYPE_CHECKING:
 EXECUTOR_VERSION = 1
 # TrainConfig fields a cell sets itself (already in its hash) ...
 PER_CELL = ("epochs", "stage1_mask", "lr", "seed", "select", "precision")
-# ... and those that change nothing in the trajectory (livr_core.trainer's resume-free fields;
-# tests/harness/test_train_executor.py keeps the two lists equal).
+# ... and those that change nothing in the trajectory (`livr_core.configs.RESUME_FREE`) are left
+# out of the fingerprint.
 
 
 def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from builders.build import BuildContext
 from builders.record import Example
 from builders.registry import BuilderParams
 from builders.sources import artbench
 from builders.sources.artbench import ArtImage
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 
 @dataclass(frozen=True, kw_only=True)

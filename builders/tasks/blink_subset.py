@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from builders.benchmark import lettered
-from builders.build import BuildContext
 from builders.record import Record
 from builders.registry import BuilderParams
 from builders.sources.blink import CONFIGS
 from builders.tasks.blink_test import config_records
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 
 @dataclass(frozen=True, kw_only=True)

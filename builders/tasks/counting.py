@@ -32,13 +32,16 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from builders.build import BuildContext
 from builders.download import DownloadConfig, Downloader, Fetched, ImageCache, Lookahead
 from builders.record import Example
 from builders.registry import BuilderParams
 from builders.sources import pixmo
 from builders.sources.pixmo import PixmoRow
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,17 +39,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from builders.build import BuildContext
 from builders.drawing import draw_points
 from builders.geometry import sample_separated_points
 from builders.imaging import UnreadableImage
 from builders.record import Example
 from builders.registry import BuilderParams
 from builders.sources import mid
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builders.benchmark import fits, gold_letter, image_problem, lettered, make_record
-from builders.build import BuildContext
 from builders.record import Record
 from builders.registry import BuilderParams
 from builders.sources import sat
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 
 @dataclass(frozen=True, kw_only=True)

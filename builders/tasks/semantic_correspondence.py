@@ -20,14 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from builders.build import BuildContext
 from builders.correspondence import correspondence_example, pick_keypoints
 from builders.record import Example
 from builders.registry import BuilderParams
 from builders.sources import spair
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from builders.build import BuildContext
 from builders.correspondence import correspondence_example
 from builders.geometry import inside, sample_separated_points, warp_points
 from builders.record import Example
@@ -33,6 +33,9 @@ from builders.registry import BuilderParams
 from builders.sources import hpatches
 from builders.sources.hpatches import HSequence
 from builders.splitting import partition
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 
 @dataclass(frozen=True, kw_only=True)

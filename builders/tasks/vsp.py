@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from builders.build import BuildContext
 from builders.imaging import load_image
 from builders.record import Example
 from builders.registry import BuilderParams
@@ -36,6 +36,9 @@ from builders.vsp_maps import (
     shortest_paths,
     simulate,
 )
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 
 @dataclass(frozen=True, kw_only=True)

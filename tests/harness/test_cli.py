@@ -164,6 +164,13 @@ def test_dry_run_lists_only_what_is_missing(built: Path, tmp_path: Path, capsys)
     assert _commands(out, "build-task") == [
         ["localization", "--split", "val", "--source-root", "/data/coco", "--out", str(built)]]
     assert [c[:2] for c in _commands(out, "dedup")] == [["--against", "blink"]]
+    shard = next((built / "counting" / "train").glob("data-*.parquet"))
+    shard.write_bytes(shard.read_bytes() + b"x")  # no longer the shard its manifest records
+    assert main(_args(built, runs, "--tasks", "counting", "--executor", "oracle",
+                      "--dry-run")) == 0
+    assert _commands(capsys.readouterr().out, "build-task") == [
+        ["counting", "--split", "train", "--source-root", "/data/pixmo", "--out", str(built),
+         "--overwrite"]]  # the damaged split is there: it is rebuilt in place
     assert main(_args(built, runs, "--tasks", "localization", "--executor", "oracle")) == 2
     err = capsys.readouterr().err  # without --dry-run: refused, with the same command
     assert "build-task localization --split val --source-root /data/coco" in err
