@@ -37,7 +37,8 @@ from PIL import Image
 from builders.record import Record, make_idx
 from builders.registry import load_registry
 from harness.methods import get_method
-from harness.modeling import ModelOptions, generate_texts, prepare
+from harness.modeling import generate_texts, prepare
+from harness.options import ModelOptions
 from harness.samples import to_samples
 
 

@@ -49,13 +49,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from livr_core.backbones import Backbone, LoadOptions, TinySize
+from livr_core.backbones.base import Backbone
 from livr_core.backbones.qwen import QwenVLAdapter
-from livr_core.backbones.tiny import build_tiny_qwen2_5_vl
-from livr_core.encoding import Batch, Encoder, EncodingConfig, Sample
-from livr_core.latents import LatentConfig, add_latent_tokens
+from livr_core.backbones.tiny import TinySize, build_tiny_qwen2_5_vl
+from livr_core.configs import RULES, EncodingConfig, LatentConfig, LoadOptions, MaskVariant
+from livr_core.encoding import Batch, Encoder, Sample
+from livr_core.latents import add_latent_tokens
 from livr_core.lora import apply_finetuning, param_groups
-from livr_core.masks import RULES, MaskVariant
 from livr_core.model_inputs import forward_inputs, position_ids
 from livr_core.token_types import TokenType
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from builders.build import BuildContext
 from builders.imaging import TOO_LARGE, UnreadableImage, identify_bytes
 from builders.record import MAX_IMAGES, Record, canonical_json, make_idx
 from builders.registry import LETTERS
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 T = TypeVar("T")
 TOO_MANY_OPTIONS = "too_many_options"

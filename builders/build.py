@@ -145,14 +145,15 @@ class BuildRequest:
 
 def task_builder(spec: TaskSpec, split: str) -> TaskBuilder:
     """The builder function for (task, split): BLINK pass-through for BLINK-tested test splits,
-    the task's own module otherwise."""
-    name = "blink_test" if split == "test" and spec.test_source == "blink" else spec.name
+    the task's own module otherwise (`TaskSpec.builder_module`)."""
+    name = spec.builder_module(split)
     try:
-        module = importlib.import_module(f"builders.tasks.{name}")
+        module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name != f"builders.tasks.{name}":
+        if exc.name != name:
             raise
-        raise BuilderMissing(f"no builder module builders/tasks/{name}.py in this version") from exc
+        path = name.replace(".", "/")
+        raise BuilderMissing(f"no builder module {path}.py in this version") from exc
     return module.build
 
 

@@ -1,11 +1,14 @@
 """The `build-task` command: build one task's split (or every task's) from raw sources.
 
     build-task TASK --split {train,val,test} [--source-root DIR] [--out DIR] [--n N]
-               [--seed 42] [--overwrite] [--exclude flagged_sources.json]
+               [--seed N] [--overwrite] [--exclude flagged_sources.json] [--no-progress]
 
 TASK is a registry name (`jigsaw`), a source alias (`hpatches`) or `all`. Exit status: 0 every
 requested split was built; 1 some failed (or, with `all`, nothing was built); 2 bad input
 (unknown task, broken tasks.toml, unusable --out or --exclude, a source missing).
+
+The arguments are parsed before anything heavy is imported: `--help` reads tasks.toml (without
+importing the builders) and each source reader's `LAYOUT` text, and `--version` nothing more.
 """
 
 from __future__ import annotations
@@ -16,19 +19,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from builders.build import BuilderMissing, BuildRequest, InsufficientCandidates, run_build
-from builders.io import (
-    OutputError,
-    SplitDamagedError,
-    SplitExistsError,
-    SplitNotFoundError,
-    read_manifest,
-    split_dir,
-    verify_split,
-)
+from builders import package_version
 from builders.registry import SPLITS, Registry, RegistryError, load_registry
-from builders.sources import SourceLayoutError
+
+if TYPE_CHECKING:
+    from builders.build import BuildRequest
 
 
 class UsageError(ValueError):
@@ -69,6 +66,8 @@ def check_exclusion(path: Path, task: str, target: Path) -> None:
     about to replace: the split's manifest lists the ids dedup removed, the file must list the
     same (else a refill would bring back examples removed after the file was written). The split
     is checked whole first."""
+    from builders.io import verify_split
+
     if not target.exists():
         return
     manifest = verify_split(target, content=True)
@@ -126,22 +125,35 @@ def positive_int(text: str) -> int:
     return value
 
 
-def build_parser(reg: Registry | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """Lists the tasks and where each source is expected, read only when help is printed."""
+
+    def format_help(self) -> str:
+        if self.epilog is None:
+            try:
+                self.epilog = _epilog(load_registry(check_params=False))
+            except RegistryError as exc:  # --help still works with a broken registry
+                self.epilog = f"(tasks.toml cannot be read: {exc})"
+        return super().format_help()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
         prog="build-task",
         description="Build BLINK-style multiple-choice splits (Parquet + manifest.json) for the "
         "LIVR tasks from the raw datasets.",
-        epilog=_epilog(reg) if reg is not None else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     p.add_argument("task", help="task name, source alias, or 'all'")
-    p.add_argument("--split", required=True, choices=SPLITS)
+    p.add_argument("--split", required=True, choices=SPLITS, help="which split to build")
     p.add_argument("--source-root", type=Path, default=None,
                    help="raw dataset folder (default: data/<source>; with 'all': data/)")
     p.add_argument("--out", type=Path, default=Path("built"), help="output root (default: built/)")
     p.add_argument("--n", type=positive_int, default=None,
                    help="build this many examples (default: paper size)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: tasks.toml, 42)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed of the sample (default: tasks.toml [defaults] seed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing split")
     p.add_argument("--exclude", type=Path, default=None, metavar="JSON",
                    help="skip examples using these source images: a dedup flagged_sources.json "
@@ -152,6 +164,8 @@ def build_parser(reg: Registry | None = None) -> argparse.ArgumentParser:
 
 
 def _summary(path: Path) -> str:
+    from builders.io import read_manifest
+
     m = read_manifest(path)
     rej = ", ".join(f"{k} {v}" for k, v in m["rejected"].items()) or "none"
     ans = ", ".join(f"{k} {v}" for k, v in m["answer_counts"].items())
@@ -160,6 +174,9 @@ def _summary(path: Path) -> str:
 
 
 def _request(args: argparse.Namespace, reg: Registry, spec_name: str) -> BuildRequest:
+    from builders.build import BuildRequest
+    from builders.io import split_dir
+
     spec = reg.resolve(spec_name)
     root = _source_root(args.source_root, spec.source_for(args.split), args.task == "all")
     exclude = frozenset()
@@ -171,13 +188,16 @@ def _request(args: argparse.Namespace, reg: Registry, spec_name: str) -> BuildRe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from builders.build import BuilderMissing, InsufficientCandidates, run_build
+    from builders.io import OutputError, SplitDamagedError, SplitExistsError, SplitNotFoundError
+    from builders.sources import SourceLayoutError
+
     try:
         reg = load_registry()
     except RegistryError as exc:
-        build_parser().parse_args(argv)  # --help still works with a broken registry
         print(f"build-task: {exc}", file=sys.stderr)
         return 2
-    args = build_parser(reg).parse_args(argv)
     try:
         specs = list(reg.tasks.values()) if args.task == "all" else [reg.resolve(args.task)]
     except RegistryError as exc:

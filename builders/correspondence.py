@@ -12,30 +12,36 @@ writes (`ref`, `candidates`, `answer`, `image_sizes`) match the HPatches builder
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from builders.build import BuildContext
 from builders.drawing import draw_points, draw_ref
 from builders.record import Example
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
 Point = tuple[float, float]
 
 
 def pick_keypoints(
-    rng: np.random.Generator, target: np.ndarray, count: int, min_separation: float
+    ctx: BuildContext, rng: np.random.Generator, target: np.ndarray,
+    target_size: tuple[int, int],
 ) -> tuple[int, list[int]] | None:
-    """A reference keypoint index and `count` distractor indices into `target` ((N, 2) pixel
-    positions of the same keypoints in the target image).
+    """A reference keypoint index and one distractor index per other option into `target`
+    ((N, 2) pixel positions of the same keypoints in the target image of `target_size`).
 
     The reference is uniform over the keypoints; distractors are drawn at random among the others,
-    keeping only those at least `min_separation` px from the true point and from each other (two
-    keypoints annotated at nearly the same spot would make two options identical). A reference
-    that leaves fewer than `count` such distractors is replaced by the next one in random order;
-    None when no reference works.
+    keeping only those at least the task's `min_candidate_separation_frac` of the image's longer
+    side from the true point and from each other (two keypoints annotated at nearly the same spot
+    would make two options identical). A reference that leaves too few such distractors is
+    replaced by the next one in random order; None when no reference works, counted as
+    `no_separated_distractors`.
     """
+    count = ctx.spec.num_options - 1
+    min_separation = ctx.params["min_candidate_separation_frac"] * max(target_size)
     pts = np.asarray(target, dtype=np.float64).reshape(-1, 2)
     for ref in rng.permutation(len(pts)):
         chosen: list[int] = []
@@ -47,6 +53,7 @@ def pick_keypoints(
                 chosen.append(int(d))
                 if len(chosen) == count:
                     return int(ref), chosen
+    ctx.reject("no_separated_distractors")
     return None
 
 

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from builders import package_version
 from builders.imaging import sha256_bytes
 from builders.record import FEATURE_DICT, Record
 from builders.registry import Registry, TaskSpec
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("livr-toolkit")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 class SourceFingerprint:

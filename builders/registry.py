@@ -3,20 +3,31 @@
 `tasks.toml` (repository root) is the only place task numbers live; this module owns reading it,
 validating it and hashing it for manifests. Set `LIVR_TASKS_TOML` to use another registry file.
 Every problem with the file is a `RegistryError` naming the file, the line and the key (a TOML
-syntax error, a missing or mistyped key of `[defaults]` or `[tasks.<name>]`, and a builder
-parameter a builder asks for that `[tasks.<name>.params]` lacks).
+syntax error; an unknown, missing or mistyped key of `[defaults]`, `[tasks.<name>]` or
+`[tasks.<name>.params]`), raised when the file is loaded, before anything is built.
+
+Builder parameters are typed by their builder: each `builders/tasks/<task>.py` declares a
+`Params` dataclass (its keys, their types, which are optional), extending `BuilderParams` (the
+keys any task may set, read by the build driver and the harness). Loading checks every task's
+`[tasks.<name>.params]` against its builder's `Params`, importing the builder modules to find
+them (`check_params=False` skips that: `build-task --help` lists the tasks without importing
+them). `Places` names places in the file for messages; `builders.schema` does the checking.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from builders.schema import check_keys, typed_table
 
 REGISTRY_ENV = "LIVR_TASKS_TOML"
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "tasks.toml"
@@ -29,23 +40,31 @@ LETTERS = "ABCDEFGH"
 # answer, used as training data only).
 ANSWER_TYPES = ("mcq", "open", "plan", "yesno", "point", "text")
 
-_REQUIRED = (
-    "source", "blink_config", "sub_task", "answer_type", "num_options", "test_source",
-    "dedup_against", "question", "choices", "prompt", "sizes",
-)
-
-
 class RegistryError(ValueError):
     """The registry file is malformed or a task name is unknown."""
 
 
 @dataclass(frozen=True)
 class Defaults:
-    seed: int = 42
-    image_format: str = "jpeg"
-    jpeg_quality: int = 95
-    shard_rows: int = 500
-    max_image_pixels: int = 89_478_485  # tasks.toml [defaults] gives the reason
+    """`[defaults]`: every key required (tasks.toml holds the values and their reasons)."""
+
+    seed: int
+    image_format: Literal["jpeg", "png"]
+    jpeg_quality: int
+    shard_rows: int
+    max_image_pixels: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuilderParams:
+    """Parameters any task may set in `[tasks.<name>.params]`; a builder's `Params` adds its own.
+
+    Absent means: the registry's `[defaults] image_format`, the harness's own answer budget, no
+    metrics beyond accuracy."""
+
+    image_format: Literal["jpeg", "png"] | None = None  # overrides [defaults] for this task
+    max_new_tokens: int | None = None  # the harness's generation budget for long answers
+    extra_metrics: tuple[str, ...] = ()  # harness.benchmarks: metrics beside pooled accuracy
 
 
 def _line_of(text: str, table: str, key: str | None = None) -> int | None:
@@ -64,7 +83,7 @@ def _line_of(text: str, table: str, key: str | None = None) -> int | None:
     return start + 1
 
 
-class _Where:
+class Places:
     """Names places in one registry file for error messages: `<file>, line N: [table] key`."""
 
     def __init__(self, path: Path, text: str) -> None:
@@ -75,10 +94,15 @@ class _Where:
         at = f", line {line}" if line else ""
         return f"{self.path}{at}: [{table}]" + (f" {key}" if key else "")
 
+    def of(self, table: str) -> Callable[[str | None], str]:
+        """The places of one table's keys, as `builders.schema` asks for them."""
+        return lambda key: self(table, key)
+
 
 class Params(dict):
-    """A task's builder parameters; a parameter the builder needs but the file lacks is a
-    `RegistryError` naming the file, the table and the key (not a bare KeyError)."""
+    """A task's builder parameters as `tasks.toml` gives them (checked against the builder's
+    `Params` at load). Reading an optional key the file leaves out is a `RegistryError` naming
+    the file, the table and the key (not a bare KeyError): use `.get` for those."""
 
     where: str = ""
 
@@ -89,10 +113,10 @@ class Params(dict):
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One `[tasks.<name>]` table."""
+    """One `[tasks.<name>]` table; the keys are documented at the top of tasks.toml."""
 
     name: str
-    aliases: tuple[str, ...]
+    label: str  # the paper's short column name in reports ("Loc")
     source: str
     blink_config: str
     sub_task: str
@@ -104,6 +128,7 @@ class TaskSpec:
     choices: tuple[str, ...]
     prompt: str
     sizes: dict[str, int]
+    aliases: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -121,6 +146,12 @@ class TaskSpec:
     def source_for(self, split: str) -> str:
         """The raw source a split reads: BLINK for BLINK-tested test splits, else `source`."""
         return "blink" if split == "test" and self.test_source == "blink" else self.source
+
+    def builder_module(self, split: str | None = None) -> str:
+        """The module that builds `split` (the task's own builder when None): BLINK's
+        pass-through for BLINK-tested test splits, `builders.tasks.<name>` otherwise."""
+        blink = split == "test" and self.test_source == "blink"
+        return f"builders.tasks.{'blink_test' if blink else self.name}"
 
     def render_prompt(self, **fields: str) -> str:
         return self.prompt.format(**fields)
@@ -153,88 +184,71 @@ class Registry:
         return ", ".join(parts)
 
 
-# Each key of a task table: the type it must have (checked at load, so a mistyped value is an
-# error naming the line instead of a traceback inside a builder).
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "aliases": list, "source": str, "blink_config": str, "sub_task": str, "answer_type": str,
-    "num_options": int, "test_source": str, "dedup_against": str, "question": str,
-    "choices": list, "prompt": str, "sizes": dict, "params": dict,
-}
-
-
-def _task_from_table(name: str, table: Any, where: _Where) -> TaskSpec:
+def _task_from_table(name: str, table: Any, where: Places) -> TaskSpec:
     at = f"tasks.{name}"
     if not isinstance(table, dict):
-        raise RegistryError(f"{where(at)} must be a table ([tasks.{name}]), got {table!r}")
-    missing = [k for k in _REQUIRED if k not in table]
-    if missing:
-        raise RegistryError(f"{where(at)} lacks {', '.join(missing)}; add them")
-    for key, kind in _TYPES.items():
-        value = table.get(key)
-        if key in table and (not isinstance(value, kind) or isinstance(value, bool)):
-            want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-            raise RegistryError(f"{where(at, key)} must be a {want}, got {value!r}")
-    for key in ("aliases", "choices"):
-        if not all(isinstance(x, str) for x in table.get(key, [])):
-            raise RegistryError(f"{where(at, key)} must be a list of strings")
-    if table["answer_type"] not in ANSWER_TYPES:
-        raise RegistryError(f"{where(at, 'answer_type')} must be one of "
-                            f"{', '.join(map(repr, ANSWER_TYPES))}, got {table['answer_type']!r}")
-    if not 0 <= table["num_options"] <= len(LETTERS):
-        raise RegistryError(f"{where(at, 'num_options')} must be 0..{len(LETTERS)}")
-    if table["answer_type"] == "mcq" and len(table["choices"]) != table["num_options"]:
-        raise RegistryError(
-            f"{where(at, 'choices')} has {len(table['choices'])} choices but num_options = "
-            f"{table['num_options']}"
-        )
-    unknown_splits = set(table["sizes"]) - set(SPLITS)
-    if unknown_splits:
-        raise RegistryError(f"{where(at, 'sizes')} has unknown splits {sorted(unknown_splits)}; "
-                            f"use {', '.join(SPLITS)}")
-    for split, size in table["sizes"].items():
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise RegistryError(f"{where(at, 'sizes')} {split} must be a positive integer, "
-                                f"got {size!r}")
+        raise RegistryError(f"{where(at)} must be a table ([{at}]), got {table!r}")
+    if not isinstance(table.get("params", {}), dict):
+        raise RegistryError(f"{where(at, 'params')} must be a table ([{at}.params])")
     params = Params(table.get("params", {}))
     params.where = where(f"{at}.params")
-    return TaskSpec(
-        name=name,
-        aliases=tuple(a.lower() for a in table.get("aliases", [])),
-        source=table["source"],
-        blink_config=table["blink_config"],
-        sub_task=table["sub_task"],
-        answer_type=table["answer_type"],
-        num_options=int(table["num_options"]),
-        test_source=table["test_source"],
-        dedup_against=table["dedup_against"],
-        question=table["question"],
-        choices=tuple(table["choices"]),
-        prompt=table["prompt"],
-        sizes={k: int(v) for k, v in table["sizes"].items()},
-        params=params,
-    )
+    spec = typed_table(TaskSpec, {k: v for k, v in table.items() if k != "params"},
+                       where.of(at), RegistryError, given={"name": name, "params": params})
+    if spec.answer_type not in ANSWER_TYPES:
+        raise RegistryError(f"{where(at, 'answer_type')} must be one of "
+                            f"{', '.join(map(repr, ANSWER_TYPES))}, got {spec.answer_type!r}")
+    if not 0 <= spec.num_options <= len(LETTERS):
+        raise RegistryError(f"{where(at, 'num_options')} must be 0..{len(LETTERS)}")
+    if spec.answer_type == "mcq" and len(spec.choices) != spec.num_options:
+        raise RegistryError(
+            f"{where(at, 'choices')} has {len(spec.choices)} choices but num_options = "
+            f"{spec.num_options}"
+        )
+    check_keys(spec.sizes, SPLITS, where(at, "sizes"), RegistryError, what="split")
+    for split, size in spec.sizes.items():
+        if size <= 0:
+            raise RegistryError(f"{where(at, 'sizes')} {split} must be a positive integer, "
+                                f"got {size!r}")
+    return replace(spec, aliases=tuple(a.lower() for a in spec.aliases))
 
 
-def _defaults(doc: dict[str, Any], where: _Where) -> Defaults:
-    table = doc.get("defaults", {})
-    if not isinstance(table, dict):
-        raise RegistryError(f"{where('defaults')} must be a table")
-    fields_ = Defaults.__dataclass_fields__
-    for key, value in table.items():
-        if key not in fields_:
-            raise RegistryError(f"{where('defaults', key)} is not a known default; known: "
-                                f"{', '.join(fields_)}")
-        kind = type(getattr(Defaults, key))
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise RegistryError(f"{where('defaults', key)} must be a {kind.__name__}, "
-                                f"got {value!r}")
-    if table.get("shard_rows", 1) <= 0:
+def builder_params(spec: TaskSpec) -> type[BuilderParams] | None:
+    """The `Params` its builder module declares for `spec`'s own splits; None when this version
+    has no builder for the task (building it is then refused with `BuilderMissing`)."""
+    name = spec.builder_module()
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
+    return module.Params
+
+
+def _check_params(spec: TaskSpec, where: Places) -> None:
+    """`[tasks.<name>.params]` against the builder's `Params`: unknown keys (a misspelt one),
+    missing required keys and wrong types, each named with its line."""
+    schema = builder_params(spec)
+    if schema is not None:
+        typed_table(schema, spec.params, where.of(f"tasks.{spec.name}.params"), RegistryError)
+
+
+def _defaults(doc: dict[str, Any], where: Places) -> Defaults:
+    defaults = typed_table(Defaults, doc.get("defaults", {}), where.of("defaults"),
+                           RegistryError)
+    if defaults.shard_rows <= 0:
         raise RegistryError(f"{where('defaults', 'shard_rows')} must be positive")
-    return Defaults(**table)
+    return defaults
 
 
 @lru_cache(maxsize=8)
-def _load(path: Path) -> Registry:
+def _load(path: Path, check_params: bool) -> Registry:
+    if check_params:  # the same tables, read once: only the builders' parameters are added
+        registry = _load(path, False)
+        where = Places(path, registry.path.read_text(encoding="utf-8"))
+        for spec in registry.tasks.values():
+            _check_params(spec, where)
+        return registry
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -246,7 +260,7 @@ def _load(path: Path) -> Registry:
         raise RegistryError(f"{path} is not UTF-8 text ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(f"{path} is not valid TOML: {exc}; fix that line") from exc
-    where = _Where(path, text)
+    where = Places(path, text)
     defaults = _defaults(doc, where)
     tasks_table = doc.get("tasks", {})
     if not isinstance(tasks_table, dict):
@@ -255,10 +269,13 @@ def _load(path: Path) -> Registry:
     return Registry(path=path, sha256=hashlib.sha256(raw).hexdigest(), defaults=defaults, tasks=tasks)
 
 
-def load_registry(path: str | os.PathLike | None = None) -> Registry:
-    """The registry at `path`, `$LIVR_TASKS_TOML`, or the repository's `tasks.toml`."""
+def load_registry(
+    path: str | os.PathLike | None = None, check_params: bool = True
+) -> Registry:
+    """The registry at `path`, `$LIVR_TASKS_TOML`, or the repository's `tasks.toml`, checked
+    whole (with `check_params=False`, all but the builder parameters: nothing is imported)."""
     chosen = path or os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY
-    return _load(Path(chosen).resolve())
+    return _load(Path(chosen).resolve(), check_params)
 
 
 def get_task(name: str) -> TaskSpec:

@@ -1,7 +1,7 @@
 """The `dedup` command: remove train/val examples that near-duplicate a test image.
 
     dedup --against {blink,pixmo} [--built built] [--source-root DIR] [--tasks T ...]
-          [--model M] [--pretrained TAG|none] [--device auto|cpu|cuda] [--report DIR]
+          [--model M] [--pretrained TAG|none] [--device auto|cpu|cuda] [--out DIR]
           [--cache DIR] [--no-progress]
     dedup calibrate --against {blink,pixmo} [same data/model options] [--per-image N] [--json FILE]
 
@@ -13,6 +13,9 @@ are regenerated (`builders.card`) and the reports written, each file atomically.
 Exit status: 0 done; 1 done, but something needs a person (an unreadable test image, an
 unverifiable training example kept, an image shared by train and val: see the summary);
 2 bad input (missing or damaged splits, a split being written, unknown task, bad registry).
+
+The arguments are parsed before the pipeline (torch, open_clip, scikit-image) is imported, so
+`--help` and `--version` answer at once.
 """
 
 from __future__ import annotations
@@ -25,18 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from pathlib import Path
 
-from builders.card import write_cards
-from builders.io import OutputError, SplitBusyError, split_dir, split_lock
-from builders.manifest import package_version
+from builders import package_version
 from builders.registry import RegistryError, load_registry
-from dedup.apply import apply_task
-from dedup.calibrate import run_calibration
-from dedup.catalog import DedupInputError, check_task, load_task, select_tasks, train_splits
 from dedup.config import DedupConfig, load_config, parse_pretrained
-from dedup.confirm import Confirmer
-from dedup.embed import ModelLoadError, make_embedder
-from dedup.report import table, thumbnails, write_reports
-from dedup.run import dedup_task
 
 AGAINST = ("blink", "pixmo")
 
@@ -54,7 +48,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="open_clip model name, or 'tiny' (tasks.toml)")
     p.add_argument("--pretrained", default=None,
                    help="open_clip pretrained tag; 'none' = random weights, never downloads")
-    p.add_argument("--device", default=None, help="auto, cpu or cuda (default: tasks.toml)")
+    p.add_argument("--device", default=None,
+                   help="auto, cpu, cuda or cuda:N for the CLIP embeddings (default: tasks.toml "
+                        "[dedup] device)")
     p.add_argument("--cache", type=Path, default=None,
                    help="embedding cache folder (default: <built>/.dedup-cache)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -69,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Thresholds and options: [dedup] in tasks.toml. "
                "`dedup calibrate --help` for the threshold calibration.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     _common(p)
-    p.add_argument("--report", type=Path, default=None,
-                   help="report folder (default: <built>/dedup-<against>/)")
+    p.add_argument("--out", "--report", dest="report", type=Path, default=None,
+                   help="the report folder written (default: <built>/dedup-<against>/)")
     return p
 
 
@@ -107,6 +104,15 @@ def cache_dir(args: argparse.Namespace, cfg: DedupConfig) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from builders.card import write_cards
+    from builders.io import split_dir, split_lock
+    from dedup.apply import apply_task
+    from dedup.catalog import check_task, load_task, select_tasks, train_splits
+    from dedup.confirm import Confirmer
+    from dedup.embed import make_embedder
+    from dedup.report import table, thumbnails, write_reports
+    from dedup.run import dedup_task
+
     reg = load_registry()
     cfg = _config(args)
     specs = select_tasks(reg, args.against, args.built, args.tasks)
@@ -151,8 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     calibrating = bool(argv) and argv[0] == "calibrate"
     args = (calibrate_parser() if calibrating else build_parser()).parse_args(argv[calibrating:])
+    from builders.io import OutputError, SplitBusyError
+    from dedup.catalog import DedupInputError
+    from dedup.embed import ModelLoadError
+
     try:
         if calibrating:
+            from dedup.calibrate import run_calibration
+
             cfg = _config(args)
             return run_calibration(args, cfg, cache_dir(args, cfg))
         return run(args)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builders.registry import Registry, RegistryError, load_registry
+from builders.registry import Places, Registry, RegistryError, load_registry
+from builders.schema import typed_table
 
 RULE_SET_NAMES = ("paper", "any")  # `[dedup] rule`: the confirmation rule sets of dedup.decide
 
@@ -113,39 +114,27 @@ class DedupConfig:
         return {k: pub[k] for k in keep}
 
 
-def _typed(cls, table: dict[str, Any], where: str, nested: dict[str, Any] | None = None):
-    nested = nested or {}
-    fields = {f.name for f in dataclasses.fields(cls)}
-    missing = sorted(fields - set(table) - set(nested))
-    unknown = sorted(set(table) - fields)
-    if missing or unknown:
-        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + (
-            [f"has unknown keys {', '.join(unknown)}"] if unknown else [])
-        raise RegistryError(f"{where} {' and '.join(parts)}")
-    return cls(**{**table, **nested})
-
-
 def load_config(registry: Registry | None = None) -> DedupConfig:
     """The `[dedup]` table of the registry file (`tasks.toml` or `$LIVR_TASKS_TOML`)."""
     registry = registry or load_registry()
     path: Path = registry.path
-    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    doc = tomllib.loads(text)
     if "dedup" not in doc:
         raise RegistryError(f"{path} has no [dedup] table; the dedup stage reads its thresholds there")
+    where = Places(path, text)
     table = dict(doc["dedup"])
-    rules = _typed(Rules, table.pop("rules", {}), f"{path}: [dedup.rules]")
-    paper = _typed(PaperRule, table.pop("paper_rule", {}), f"{path}: [dedup.paper_rule]")
-    border = _typed(Borderline, table.pop("borderline", {}), f"{path}: [dedup.borderline]")
-    table["pretrained"] = parse_pretrained(table.get("pretrained", ""))
-    for key in ("align_scales", "pair_tasks", "raw_tasks", "blur_tasks"):
-        if key in table:
-            table[key] = tuple(table[key])
-    cfg = _typed(DedupConfig, table, f"{path}: [dedup]",
-                 {"rules": rules, "paper_rule": paper, "borderline": border})
+    nested = {
+        key: typed_table(cls, table.pop(key, {}), where.of(f"dedup.{key}"), RegistryError)
+        for key, cls in (("rules", Rules), ("paper_rule", PaperRule), ("borderline", Borderline))
+    }
+    if isinstance(table.get("pretrained"), str):
+        table["pretrained"] = parse_pretrained(table["pretrained"])
+    cfg = typed_table(DedupConfig, table, where.of("dedup"), RegistryError, given=nested)
     if cfg.unreadable_train not in ("remove", "keep"):
-        raise RegistryError(f"{path}: [dedup] unreadable_train must be 'remove' or 'keep'")
+        raise RegistryError(f"{where('dedup', 'unreadable_train')} must be 'remove' or 'keep'")
     if cfg.rule not in RULE_SET_NAMES:
-        raise RegistryError(f"{path}: [dedup] rule must be one of {', '.join(RULE_SET_NAMES)} "
+        raise RegistryError(f"{where('dedup', 'rule')} must be one of {', '.join(RULE_SET_NAMES)} "
                             f"(\"paper\": pHash AND SSIM confirm, as the paper; \"any\": any "
                             f"rule of [dedup.rules] fires, stricter), not {cfg.rule!r}")
     return cfg

@@ -40,7 +40,7 @@ from typing import Any
 from builders.record import Record
 from builders.registry import LETTERS, TaskSpec
 from builders.tasks.robospatial import parse_polygon
-from harness.metrics import Item, Scored, macro_mean
+from harness.items import Item, Scored, macro_mean
 from harness.parsing import parse_yes_no
 
 _TUPLE = re.compile(r"\(\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*\)")

@@ -1,6 +1,6 @@
 """One cell of a table: the resolved config of a single training + evaluation run, and its hash.
 
-Owns `CellConfig` and `TRAIN_SEED`. A cell is (table, backbone, task, method); for a mixture
+Owns `CellConfig`. A cell is (table, backbone, task, method); for a mixture
 table `task` is the mixture's name and the cell trains on and evaluates every task of it.
 
 The hash covers exactly what can change the result: backbone, task lists, the method's fields
@@ -21,8 +21,8 @@ from typing import Any
 
 from harness.methods import MethodSpec
 from harness.protocol import ZeroShotProtocol
+from livr_core.configs import SEED
 
-TRAIN_SEED = 42  # paper: seed 42 for every run
 HASH_CHARS = 16  # 64 bits: collisions are not a concern for a few thousand cells
 
 
@@ -36,7 +36,7 @@ class CellConfig:
     eval_tasks: tuple[str, ...]
     limit: int | None = None  # first `limit` examples of every split (smoke runs)
     train_per_task: int | None = None  # Table 2: 1k per task
-    seed: int = TRAIN_SEED
+    seed: int = SEED  # livr_core's: the paper's seed for every run
     data: dict[str, str] = field(default_factory=dict)  # "<task>/<split>" -> shard digest
     executor: dict[str, Any] = field(default_factory=dict)  # {"name": ..., **fingerprint}
     # How an untrained method is asked (harness.protocol); trained cells keep the default.

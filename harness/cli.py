@@ -5,8 +5,15 @@
 
 Owns argument parsing and `main(argv)` only; the work is in `harness.config` (tables),
 `harness.plan` (cells, cost, shards), `harness.runner` (execution), `harness.store`,
-`harness.report`, `harness.run_folder` (single runs) and `harness.diagnose`. Exit codes: 0
-success, 1 some cells failed, 2 bad input (nothing was run).
+`harness.publish` (reports), `harness.run_folder` (single runs) and `harness.diagnose`. Exit
+codes: 0 success (a dry run that printed its plan, whatever data is missing), 1 some cells
+failed, 2 bad input (nothing was run).
+
+Options mean the same here as in `build-task` and `dedup`: `--device`, `--no-progress`, `--seed`,
+`--out`, `--built`, `--overwrite`, `--version`. `--device` and `--no-progress` set the executor
+options of the same name (`--executor-opt device=... / progress=false` still work; the two
+agree or it is an error). Only the modules a command needs are imported, in its handler, so
+`--help` answers at once (tests/test_cli_help.py).
 
     harness run --table 1 --dry-run
     harness run --table 3 --limit 20 --epochs 2 --runs runs-smoke --shard 0/4
@@ -28,12 +35,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.config import ConfigError, Overrides, TableConfig, load_table, table_names
-from harness.methods import METHODS
+from harness.config import Overrides, TableConfig, load_table, table_names
+from harness.errors import ConfigError
+from livr_core.backbones import BACKBONES
+from livr_core.configs import SEED
 
 if TYPE_CHECKING:
     from harness.executor import CellExecutor
+    from harness.options import ModelOptions
     from harness.plan import Cell
+
+NO_DATA = "no data"  # a dry run's status of a cell whose splits are not built
 
 
 def _names(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -53,49 +65,121 @@ def _options(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary is also its `--help` description."""
+    return sub.add_parser(name, help=text, description=text)
+
+
+def _training_args(p: argparse.ArgumentParser) -> None:
+    """What changes a trained cell and so its hash: declared once for `run`, `report` and
+    `train`."""
+    p.add_argument("--epochs", type=int,
+                   help="total epochs per trained method, its stage split kept in proportion "
+                        "(default: each method's own; `harness methods` lists them)")
+    p.add_argument("--lr", type=float,
+                   help="learning rate of every trained method (default: each method's own)")
+    p.add_argument("--limit", type=int, help="use the first N examples of every split")
+    p.add_argument("--seed", type=int,
+                   help=f"training seed of every cell (default: {SEED}, the paper's)")
+
+
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", required=True,
                    help=f"1-4, a table name ({', '.join(table_names())}) or a .toml path")
     p.add_argument("--backbones", nargs="+", help="restrict/replace the table's backbones")
     p.add_argument("--tasks", nargs="+", help="restrict/replace the table's tasks")
     p.add_argument("--methods", nargs="+", help="restrict/replace the table's methods")
-    p.add_argument("--epochs", type=int,
-                   help="total epochs per trained method, stage split kept in proportion")
-    p.add_argument("--lr", type=float,
-                   help="learning rate of every trained method (default: each method's own)")
-    p.add_argument("--limit", type=int, help="use the first N examples of every split")
+    _training_args(p)
     p.add_argument("--runs", type=Path, default=Path("runs"), help="run store (default: runs/)")
 
 
+def _built_arg(p: argparse.ArgumentParser, default: Path | None = Path("built"),
+               text: str = "built splits, <built>/<task>/<split>/ (default: built/)") -> None:
+    p.add_argument("--built", type=Path, default=default, help=text)
+
+
+def _executor_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="livr",
+                   help="what runs a cell: livr (the trainer), oracle, constant, or "
+                        "module:factory (default: livr)")
+
+
+def _model_args(p: argparse.ArgumentParser, progress: bool = False) -> None:
+    """Where and how a backbone runs: `--device` (and `--no-progress` for commands that train)
+    beside the executor's own `--executor-opt KEY=VALUE` options."""
+    p.add_argument("--device", help="where the model runs: cpu, cuda, cuda:1, ... (default: "
+                   "cuda when available, else cpu); the executor option device")
+    if progress:
+        p.add_argument("--no-progress", action="store_true",
+                       help="hide the training progress bars (executor option progress=false)")
+    p.add_argument("--executor-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="option passed to the executor's factory (repeatable); livr takes the "
+                        "fields of harness.options.ModelOptions: device, source, models_dir, "
+                        "batch_size, max_new_tokens, dtype, min_pixels, max_pixels, ...")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a checkpoint livr_core has no native implementation for to run "
+                        "the modeling code it ships; review that code first")
+
+
+def _executor_options(args: argparse.Namespace) -> dict[str, str]:
+    """`--executor-opt` with the plain flags that set the same options."""
+    options = _options(args.executor_opt)
+    flags = {"trust_remote_code": "true" if args.trust_remote_code else None,
+             "device": None if args.device in (None, "auto") else args.device,
+             "progress": "false" if getattr(args, "no_progress", False) else None}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key in options and options[key].lower() != value.lower():
+            raise ConfigError(f"--{key.replace('_', '-')} and --executor-opt {key}="
+                              f"{options[key]} disagree; give one of them")
+        options[key] = value
+    return options
+
+
+def _model_options(args: argparse.Namespace) -> ModelOptions:
+    from harness.options import ModelOptions
+
+    return ModelOptions.parse(_executor_options(args))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run (or resume) the cells of a table and write its report")
+    from builders import package_version
+
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Reproduce the LIVR paper's tables (zero-shot, direct SFT, LIVR and every "
+                    "ablation), train, evaluate and diagnose single runs, export them.",
+        epilog="First: `harness demo` (the toolkit end to end on miniature data, about a "
+               "minute on a CPU), `harness mechanism` (do the latents carry the image?), `harness doctor "
+               "--backbone NAME` (this machine and checkpoint). `harness COMMAND --help` for each "
+               "command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = _command(sub, "run", "run (or resume) the cells of a table and write its report")
     _table_args(run)
-    run.add_argument("--built", type=Path, default=Path("built"),
-                     help="built splits, <built>/<task>/<split>/ (default: built/)")
+    _built_arg(run)
     run.add_argument("--dry-run", action="store_true",
-                     help="print the cells with their status and cost, run nothing")
+                     help="print the cells with their status and cost, and the commands that "
+                          "build any missing split; run nothing")
     run.add_argument("--shard", help="i/n: run shard i (from 0) of n; same partition everywhere")
-    run.add_argument("--executor", default="livr",
-                     help="what runs a cell: livr (the trainer), oracle, constant, or "
-                          "module:factory (default: livr)")
-    _executor_opt(run)
+    _executor_arg(run)
+    _model_args(run, progress=True)
     run.add_argument("--replace", action="store_true",
                      help="move cell folders of another config aside instead of refusing")
-    report = sub.add_parser("report", help="write a table's report from the run store")
+    report = _command(sub, "report", "write a table's report from the run store")
     _table_args(report)
     report.add_argument("--force", action="store_true",
                         help="replace the table's report even with one holding fewer results")
-    sub.add_parser("methods", help="print every method with its settings")
+    _command(sub, "methods", "print every method with its settings")
     _single_run_parsers(sub)
     _rescore_parser(sub)
     _export_predictions_parser(sub)
-    # listed in --help; main() hands its arguments to harness.demo before parsing
-    sub.add_parser("demo", help="the whole toolkit end to end on miniature data with a tiny model "
-                   "(see harness demo --help)")
-    sub.add_parser("mechanism", help="train LIVR and latents-only on a synthetic task and check "
-                   "that only LIVR answers through its latents (see harness mechanism --help)")
+    # listed in --help; main() hands their arguments to their own modules before parsing
+    _command(sub, "demo", "the whole toolkit end to end on miniature data with a tiny model "
+             "(see harness demo --help)")
+    _command(sub, "mechanism", "train LIVR and latents-only on a synthetic task and check that "
+             "only LIVR answers through its latents (see harness mechanism --help)")
     _doctor_parser(sub)
     return parser
 
@@ -104,8 +188,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rescore_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("rescore", help="re-parse saved raw outputs with the current parser and "
-                       "rewrite metrics (and a table's report); runs no model")
+    p = _command(sub, "rescore", "re-parse saved raw outputs with the current parser and "
+                 "rewrite metrics (and a table's report); runs no model")
     p.add_argument("target", help="a run or cell folder (its eval/ results included), a run "
                    "store folder, or a table (1-4, a name or a .toml path) in --runs")
     p.add_argument("--runs", type=Path, default=Path("runs"),
@@ -116,6 +200,7 @@ def _rescore_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _rescore(args: argparse.Namespace) -> int:
+    from harness.publish import publish_table
     from harness.rescore import load_judge, rescore_tree
 
     judge = load_judge(args.judge) if args.judge else None
@@ -126,7 +211,7 @@ def _rescore(args: argparse.Namespace) -> int:
         raise ConfigError(f"no results of {table.name} in {args.runs} ({roots[0]} is missing)")
     summary = rescore_tree(roots, judge, args.judge)
     if table is not None:
-        _write_report(table, args.runs)
+        publish_table(table, args.runs)
     print(summary.describe())
     return 1 if summary.skipped else 0
 
@@ -135,14 +220,13 @@ def _rescore(args: argparse.Namespace) -> int:
 
 
 def _export_predictions_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export-predictions", help="write a run's generations as lmms-eval "
-                       "samples JSONL and VLMEvalKit xlsx/TSV prediction files")
+    p = _command(sub, "export-predictions", "write a run's generations as lmms-eval samples "
+                 "JSONL and VLMEvalKit xlsx/TSV prediction files")
     p.add_argument("run_dir", type=Path, help="a scored run or cell folder (or its eval/<split>)")
-    p.add_argument("--out", type=Path, help="default: <run_dir>/export")
+    p.add_argument("--out", type=Path, help="the folder written (default: <run_dir>/export)")
     p.add_argument("--format", nargs="+", default=None, choices=("lmms-eval", "vlmevalkit"),
-                   help="default: both")
-    p.add_argument("--built", type=Path,
-                   help="built splits for questions and prompts (default: the run's own)")
+                   help="which prediction files (default: both)")
+    _built_arg(p, None, "built splits for questions and prompts (default: the run's own)")
 
 
 def _export_predictions(args: argparse.Namespace) -> int:
@@ -154,59 +238,38 @@ def _export_predictions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _executor_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="option passed to the executor's factory (repeatable); livr takes the "
-                        "fields of harness.options.ModelOptions: device, source, models_dir, "
-                        "batch_size, max_new_tokens, dtype, min_pixels, max_pixels, ...")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow a checkpoint livr_core has no native implementation for to run "
-                        "the modeling code it ships; review that code first")
-
-
-def _executor_options(args: argparse.Namespace) -> dict[str, str]:
-    options = _options(args.executor_opt)
-    if args.trust_remote_code:
-        options["trust_remote_code"] = "true"
-    return options
-
-
 def _run_dir_parser(
     sub: argparse._SubParsersAction, name: str, text: str
 ) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=text)
+    p = _command(sub, name, text)
     p.add_argument("run_dir", type=Path,
                    help="a run folder (harness train --out, or a cell folder of a table)")
     p.add_argument("--split", default="test", help="split of the run's tasks (default: test)")
-    p.add_argument("--built", type=Path,
-                   help="built splits (default: the ones the run was trained on)")
+    _built_arg(p, None, "built splits (default: the ones the run was trained on)")
     p.add_argument("--limit", type=int, help="first N examples per task")
-    _executor_opt(p)
+    _model_args(p)
     return p
 
 
 def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="train one method on one task into a run folder")
-    train.add_argument("--backbone", required=True)
-    train.add_argument("--task", required=True)
-    train.add_argument("--method", required=True)
+    train = _command(sub, "train", "train one method on one task into a run folder")
+    train.add_argument("--backbone", required=True, help=f"one of {', '.join(BACKBONES)}")
+    train.add_argument("--task", required=True, help="a task name or alias from tasks.toml")
+    train.add_argument("--method", required=True, help="a method name (harness methods)")
     train.add_argument("--out", type=Path, required=True, help="the run folder")
-    train.add_argument("--built", type=Path, default=Path("built"),
-                       help="built splits, <built>/<task>/<split>/ (default: built/)")
-    train.add_argument("--epochs", type=int,
-                       help="total epochs, the method's stage split kept in proportion")
-    train.add_argument("--lr", type=float, help="learning rate (default: the method's own)")
-    train.add_argument("--limit", type=int, help="use the first N examples of every split")
+    _built_arg(train)
+    _training_args(train)
     train.add_argument("--checkpoint", choices=("best", "final"),
                        help="keep the best-validation or the final epoch (default: best)")
-    train.add_argument("--executor", default="livr", help="default: livr (the trainer)")
+    _executor_arg(train)
     train.add_argument("--replace", action="store_true",
                        help="move a run folder of another config aside instead of refusing")
-    _executor_opt(train)
+    _model_args(train, progress=True)
     _run_dir_parser(sub, "eval", "evaluate a trained run folder on a split")
     diagnose = _run_dir_parser(sub, "diagnose", "usage diagnostics of a run: latents, masks, "
                                "attention maps, t-SNE")
-    diagnose.add_argument("--out", type=Path, help="default: <run_dir>/diagnostics")
+    diagnose.add_argument("--out", type=Path,
+                          help="the folder written (default: <run_dir>/diagnostics)")
     diagnose.add_argument("--overlays", type=int, default=4,
                           help="examples drawn with latent-to-image attention (default: 4)")
     diagnose.add_argument("--tsne-examples", type=int, default=50,
@@ -218,25 +281,24 @@ def _single_run_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
-    export = sub.add_parser(
-        "export", help="write a trained run as a stock Hugging Face checkpoint (LoRA merged, "
-        "latent tokens in the tokenizer, livr.json saying how to prompt it)")
+    export = _command(sub, "export", "write a trained run as a stock Hugging Face checkpoint "
+                      "(LoRA merged, latent tokens in the tokenizer, livr.json saying how to "
+                      "prompt it)")
     export.add_argument("run_dir", type=Path,
                         help="a run folder (harness train --out, or a cell folder of a table)")
     export.add_argument("--out", type=Path, required=True, help="the export folder (new or empty)")
     export.add_argument("--overwrite", action="store_true",
                         help="replace a non-empty --out")
-    _executor_opt(export)
+    _model_args(export)
     packs = {
-        "export-lmms-eval": ("an lmms-eval task pack (YAML + utils.py scoring with the "
+        "export-lmms-eval": ("write an lmms-eval task pack (YAML + utils.py scoring with the "
                              "toolkit's parser) over the built splits"),
-        "export-vlmevalkit": ("VLMEvalKit TSV files (original image bytes, the toolkit's "
+        "export-vlmevalkit": ("write VLMEvalKit TSV files (original image bytes, the toolkit's "
                               "prompt verbatim) and a dataset class"),
     }
     for name, what in packs.items():
-        pack = sub.add_parser(name, help=what)
-        pack.add_argument("--built", type=Path, default=Path("built"),
-                          help="built splits, <built>/<task>/<split>/ (default: built/)")
+        pack = _command(sub, name, what)
+        _built_arg(pack)
         pack.add_argument("--out", type=Path, required=True, help="the pack folder (new or empty)")
         pack.add_argument("--tasks", nargs="+",
                           help="tasks to include (default: every task with a built --split)")
@@ -249,88 +311,74 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _doctor_parser(sub: argparse._SubParsersAction) -> None:
-    doctor = sub.add_parser("doctor", help="check this machine, backbone and checkpoint before "
-                            "a long run: versions, device, loading, latents, template, pixel "
-                            "budget, exact bottleneck, step timings, Table 1 estimate")
-    doctor.add_argument("--backbone", required=True)
+    doctor = _command(sub, "doctor", "check this machine, backbone and checkpoint before a long "
+                      "run: versions, device, loading, latents, template, pixel budget, exact "
+                      "bottleneck, step timings, Table 1 estimate")
+    doctor.add_argument("--backbone", required=True, help=f"one of {', '.join(BACKBONES)}")
     doctor.add_argument("--task", help="time and check on this task's first training example "
                         "(default: a synthetic two-image example)")
-    doctor.add_argument("--built", type=Path, help="built splits for --task (default: built/)")
+    _built_arg(doctor, None, "built splits for --task (default: built/)")
     doctor.add_argument("--steps", type=int, default=3,
                         help="timed optimizer steps per arm, after one warm-up (default: 3)")
     doctor.add_argument("--image-size", default="640x480", metavar="WxH",
                         help="images of the synthetic example (default: 640x480)")
     doctor.add_argument("--json", type=Path, help="also write the checks as JSON here")
-    _executor_opt(doctor)
+    _model_args(doctor)
 
 
 def _doctor(args: argparse.Namespace) -> int:
     from harness.doctor import main as doctor_main
-    from harness.options import ModelOptions
 
     width, sep, height = args.image_size.partition("x")
     if not (sep and width.isdigit() and height.isdigit()) or args.steps < 1:
         raise ConfigError(f"--image-size takes WxH (e.g. 640x480) and --steps >= 1; got "
                           f"{args.image_size!r}, {args.steps}")
-    options = ModelOptions.parse(_executor_options(args))
+    options = _model_options(args)
     return doctor_main(args.backbone, options, args.task, args.built, args.steps,
                        (int(width), int(height)), args.json)
 
 
+def _overrides(args: argparse.Namespace, **names: tuple[str, ...] | None) -> Overrides:
+    return Overrides(epochs=args.epochs, lr=args.lr, limit=args.limit, seed=args.seed, **names)
+
+
 def _load(args: argparse.Namespace) -> TableConfig:
-    overrides = Overrides(
-        backbones=_names(args.backbones), tasks=_names(args.tasks), methods=_names(args.methods),
-        epochs=args.epochs, lr=args.lr, limit=args.limit,
-    )
-    return load_table(args.table, overrides)
-
-
-def _write_report(table: TableConfig, runs: Path, force: bool = False) -> int:
-    """Print and write the table's report; 1 (nothing written) when it would hold no result,
-    or fewer than the report already there and not `force`."""
-    from harness.report import build_report, render_text, replacement_refusal, write_reports
-    from harness.store import RunStore
-
-    store = RunStore(runs)
-    report = build_report(table, store)
-    failures = build_report(table, store, metric="parse_failure_rate")
-    folder = runs / table.name / "report"
-    refusal = replacement_refusal(report, folder, force)
-    if refusal:
-        print(f"harness report: {refusal}", file=sys.stderr)
-        return 1
-    paths = write_reports(report, folder, extra=[failures])
-    print(render_text(report, color=sys.stdout.isatty()))
-    print(f"report: {', '.join(str(p) for p in paths)}")
-    return 0
+    return load_table(args.table, _overrides(
+        args, backbones=_names(args.backbones), tasks=_names(args.tasks),
+        methods=_names(args.methods)))
 
 
 def _run(args: argparse.Namespace) -> int:
     from harness.executor import executor_identity, make_executor
-    from harness.plan import format_plan, parse_shard, plan_cells, shard_cells
+    from harness.plan import format_missing, format_plan, parse_shard, plan_cells, shard_cells
+    from harness.publish import publish_table
     from harness.runner import check_conflicts, run_cells
     from harness.store import RunStore
 
     table = _load(args)
     shard = parse_shard(args.shard) if args.shard else None
     executor = make_executor(args.executor, _executor_options(args))
-    cells = plan_cells(table, args.built, executor_identity(executor))
+    cells = plan_cells(table, args.built, executor_identity(executor), missing_ok=args.dry_run)
     if shard is not None:
         cells = shard_cells(cells, *shard)
     store = RunStore(args.runs)
     where = f" (shard {args.shard})" if shard else ""
     if args.dry_run:
-        statuses = {c.key: store.status_of(c.config) for c in cells}
+        statuses = {c.key: NO_DATA if c.missing else store.status_of(c.config) for c in cells}
         print(f"{table.title}{where}: {len(cells)} cells, executor {executor.name}, "
               f"store {args.runs}")
         print(format_plan(cells, statuses))
         _print_plan_warnings(executor, cells)
+        missing = {split for cell in cells for split in cell.missing}
+        if missing:
+            print(f"\n{NO_DATA}: costed at tasks.toml's split sizes until built")
+            print(format_missing(missing, args.built))
         return 0
     for moved in check_conflicts(cells, store, args.replace):
         print(f"moved aside: {moved}")
     print(f"{table.title}{where}: {len(cells)} cells, executor {executor.name}, store {args.runs}")
     summary = run_cells(cells, store, executor, args.built)
-    _write_report(table, args.runs)
+    publish_table(table, args.runs)
     print(summary.describe())
     return 1 if summary.failed or summary.damaged else 0
 
@@ -357,8 +405,7 @@ def _train(args: argparse.Namespace) -> int:
 
     executor = make_executor(args.executor, _executor_options(args))
     cell = single_cell(args.backbone, args.task, args.method, args.built,
-                       executor_identity(executor), args.epochs, args.limit, args.checkpoint,
-                       args.lr)
+                       executor_identity(executor), _overrides(args), args.checkpoint)
     store = FolderStore(args.out)
     for moved in check_conflicts([cell], store, args.replace):
         print(f"moved aside: {moved}")
@@ -367,25 +414,11 @@ def _train(args: argparse.Namespace) -> int:
     return 1 if summary.failed or summary.damaged else 0
 
 
-def _built_for(args: argparse.Namespace) -> Path:
-    from harness.run_folder import stored_built
-
-    return args.built or stored_built(args.run_dir) or Path("built")
-
-
 def _eval(args: argparse.Namespace) -> int:
-    from harness.modeling import ModelOptions
-    from harness.run_folder import (
-        evaluate_run,
-        evaluation_data,
-        load_run,
-        read_cell,
-        write_evaluation,
-    )
+    from harness.run_folder import evaluate_run, open_run, write_evaluation
 
-    options = ModelOptions.parse(_executor_options(args))
-    data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
-    loaded = load_run(args.run_dir, options)
+    loaded, data = open_run(args.run_dir, _model_options(args),
+                            args.split, args.built, args.limit)
     predictions, metrics = evaluate_run(loaded, data)
     out = write_evaluation(args.run_dir / "eval" / args.split, predictions, metrics)
     for task, m in metrics["tasks"].items():
@@ -399,12 +432,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _diagnose(args: argparse.Namespace) -> int:
     from harness.diagnose import DiagnoseConfig, diagnose, format_summary
-    from harness.modeling import ModelOptions
-    from harness.run_folder import evaluation_data, load_run, read_cell
+    from harness.run_folder import open_run
 
-    options = ModelOptions.parse(_executor_options(args))
-    data = evaluation_data(read_cell(args.run_dir), _built_for(args), args.split, args.limit)
-    loaded = load_run(args.run_dir, options)
+    loaded, data = open_run(args.run_dir, _model_options(args),
+                            args.split, args.built, args.limit)
     config = DiagnoseConfig(overlays=args.overlays, tsne_examples=args.tsne_examples,
                             tsne_per=args.tsne_per)
     out = args.out or args.run_dir / "diagnostics"
@@ -415,12 +446,10 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from harness.export_model import export_run
-    from harness.modeling import ModelOptions
     from livr_core.export import read_livr_info
 
     try:
-        out = export_run(args.run_dir, args.out, ModelOptions.parse(_executor_options(args)),
-                         args.overwrite)
+        out = export_run(args.run_dir, args.out, _model_options(args), args.overwrite)
     except FileExistsError as exc:
         raise ConfigError(str(exc)) from None
     info = read_livr_info(out)
@@ -462,6 +491,8 @@ def _export_pack(args: argparse.Namespace) -> int:
 
 
 def _methods() -> int:
+    from harness.methods import METHODS
+
     head = ("method", "finetune", "K", "position", "shared", "stage-1 mask", "epochs", "lr",
             "image x2", "ckpt")
     rows = [head] + [
@@ -492,7 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "methods":
             return _methods()
         if args.command == "report":
-            return _write_report(_load(args), args.runs, args.force)
+            from harness.publish import publish_table
+
+            return publish_table(_load(args), args.runs, args.force)
         commands = {"train": _train, "eval": _eval, "diagnose": _diagnose, "run": _run,
                     "export": _export, "export-lmms-eval": _export_pack,
                     "export-vlmevalkit": _export_pack, "rescore": _rescore,

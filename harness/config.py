@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from builders.registry import RegistryError, load_registry
-from harness.methods import METHODS, MethodError, MethodSpec, get_method, scale_epochs
-from harness.names import BACKBONES
-from harness.protocol import ProtocolError, ZeroShotProtocol
+from builders.schema import check_keys
+from harness.errors import ConfigError, MethodError, ProtocolError
+from harness.methods import METHODS, MethodSpec, get_method, scale_epochs
+from harness.protocol import ZeroShotProtocol
+from livr_core.backbones import BACKBONES
+from livr_core.configs import SEED
 
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 TOP_KEYS = (
@@ -37,9 +40,6 @@ DELTA_KEYS = ("method", "base", "label")
 TRAINING = ("single", "mixture", "transfer")
 CHECKPOINTS = ("best", "final")
 
-
-class ConfigError(ValueError):
-    """A table config or override names something that does not exist, or is malformed."""
 
 
 @dataclass(frozen=True)
@@ -73,15 +73,11 @@ class Overrides:
     epochs: int | None = None  # total epochs per trained method (stage split kept in proportion)
     lr: float | None = None  # learning rate of every trained method (both stages)
     limit: int | None = None  # at most this many examples of every split of every task
+    seed: int | None = None  # every cell's training seed (default: livr_core's, the paper's 42)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Overrides:
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(valid))
-        if unknown:
-            raise ConfigError(
-                f"unknown override(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
-            )
+        check_keys(values, [f.name for f in fields(cls)], "", ConfigError, what="override")
         tupled = {"backbones", "tasks", "methods"}
         return cls(**{
             k: (tuple(v) if k in tupled and v is not None else v) for k, v in values.items()
@@ -105,6 +101,7 @@ class TableConfig:
     paper: str
     limit: int | None
     source: Path
+    seed: int = SEED  # every cell's training seed (`CellConfig.seed`)
     train_set: str | None = None  # transfer: the task whose train / val splits every cell trains on
     train_set_source: str = ""  # transfer: where that training data comes from, in words
     reported: dict[str, str] = field(default_factory=dict)  # row name -> source of its numbers
@@ -149,14 +146,6 @@ def _table_path(name_or_path: str | os.PathLike) -> Path:
             f"unknown table {text!r}; valid: {', '.join(table_names())} (or 1-4, or a .toml path)"
         )
     return path
-
-
-def _check_keys(table: Mapping[str, Any], valid: Iterable[str], where: str) -> None:
-    unknown = sorted(set(table) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
-        )
 
 
 def _choice(value: Any, valid: Iterable[str], what: str, where: str) -> str:
@@ -221,7 +210,7 @@ def _sections(
         return (Section("", tuple(Row(n, _method(n, where).label) for n in names)),)
     out = []
     for i, sec in enumerate(doc["sections"]):
-        _check_keys(sec, SECTION_KEYS, f"{where} [[sections]] #{i + 1}")
+        check_keys(sec, SECTION_KEYS, f"{where} [[sections]] #{i + 1}", ConfigError)
         rows = []
         for row in sec.get("rows", []):
             if len(row) != 2:
@@ -254,7 +243,7 @@ def _delta(doc: Mapping[str, Any], where: str) -> Delta | None:
     if "delta" not in doc:
         return None
     table = doc["delta"]
-    _check_keys(table, DELTA_KEYS, f"{where} delta")
+    check_keys(table, DELTA_KEYS, f"{where} delta", ConfigError)
     if set(table) != set(DELTA_KEYS):
         raise ConfigError(f"{where}: delta needs {', '.join(DELTA_KEYS)}")
     _method(table["method"], f"{where} delta")
@@ -310,7 +299,7 @@ def load_table(
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}") from None
-    _check_keys(doc, TOP_KEYS, where)
+    check_keys(doc, TOP_KEYS, where, ConfigError)
     training = _choice(doc.get("training", "single"), TRAINING, "training", where)
     checkpoint = doc.get("checkpoint")
     if checkpoint is not None:
@@ -364,6 +353,7 @@ def load_table(
         paper=paper,
         limit=overrides.limit,
         source=path,
+        **({} if overrides.seed is None else {"seed": overrides.seed}),
         train_set=train_set,
         train_set_source=train_set_source,
         reported={k: v for k, v in reported.items()

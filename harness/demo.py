@@ -255,12 +255,12 @@ def _pump(stream: IO[bytes], sink: StepSink, source: str) -> None:
 
 def _table(run: _Run) -> int:
     """`harness run` in one process per worker (shards of one store), then `harness report`."""
-    from harness.cli import main as harness
+    from harness.publish import publish_table
 
     workers = _workers()
     command = [sys.executable, "-m", "harness.cli", "run", *_table_args(run),
                "--built", str(run.out / "built"), "--epochs", str(run.size.epochs),
-               "--lr", str(run.size.lr), "--executor", "livr", "--executor-opt", "device=cpu",
+               "--lr", str(run.size.lr), "--executor", "livr", "--device", "cpu",
                # the paper's batch of 8 in one forward pass: same updates, much faster on a CPU
                "--executor-opt", "train_batch_size=8"]
     root = Path(__file__).resolve().parent.parent  # the shards run this very harness
@@ -286,7 +286,7 @@ def _table(run: _Run) -> int:
                 proc.terminate()
         for pump in pumps:
             pump.join()
-    return max([*codes, harness(["report", *_table_args(run)])])
+    return max([*codes, publish_table(_table_config(), run.out / "runs")])
 
 
 def _cell_dir(out: Path, task: str, method: str) -> Path:
@@ -296,23 +296,34 @@ def _cell_dir(out: Path, task: str, method: str) -> Path:
 
 
 def _diagnose(run: _Run) -> int:
-    from harness.cli import main as harness
+    """`harness diagnose` of the LIVR cell, on the CPU."""
+    from harness.diagnose import DiagnoseConfig, diagnose, format_summary
+    from harness.options import ModelOptions
+    from harness.run_folder import open_run
 
-    return harness(["diagnose", str(_cell_dir(run.out, DIAGNOSE_TASK, "livr")),
-                    "--out", str(run.out / "diagnostics"), "--overlays", "2",
-                    "--tsne-examples", "50", "--executor-opt", "device=cpu"])
+    loaded, data = open_run(_cell_dir(run.out, DIAGNOSE_TASK, "livr"), ModelOptions(device="cpu"),
+                            built=run.out / "built")
+    out = run.out / "diagnostics"
+    print(format_summary(diagnose(loaded, data, out, DiagnoseConfig(overlays=2, tsne_examples=50))))
+    print(f"written: {out}/diagnostics.json")
+    return 0
 
 
 # --- what gets printed --------------------------------------------------------------------------
 
 
-def _report(out: Path) -> Any:
+def _table_config() -> Any:
+    """Table 1 restricted to the demo's backbone and tasks."""
     from harness.config import load_table
+
+    return load_table("1", {"backbones": [BACKBONE], "tasks": list(TABLE_TASKS)})
+
+
+def _report(out: Path) -> Any:
     from harness.report import build_report
     from harness.store import RunStore
 
-    table = load_table("1", {"backbones": [BACKBONE], "tasks": list(TABLE_TASKS)})
-    return build_report(table, RunStore(out / "runs"))
+    return build_report(_table_config(), RunStore(out / "runs"))
 
 
 def _collect(result: DemoResult, color: bool) -> None:
@@ -454,7 +465,7 @@ def run_demo(out: Path = DEFAULT_OUT, size: DemoSize = FULL,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by harness demo; --fresh may delete this folder\n")
+    (out / MARKER).write_text("written by harness demo; --overwrite may delete this folder\n")
     sink = StepSink(sys.__stderr__ or terminal)
     run = _Run(DemoResult(out, size), sink, Ticker(terminal, sink, tty, say_lock=lock),
                say or printed)
@@ -517,7 +528,7 @@ def _finish(run: _Run, tty: bool) -> DemoResult:
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness demo",
         description="Run the toolkit end to end on miniature synthetic data with a tiny "
@@ -529,15 +540,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="reduced size for CI: a third of the examples (learning shows in "
                              "the table, not yet under the bottleneck mask)")
-    parser.add_argument("--fresh", action="store_true",
+    parser.add_argument("--overwrite", "--fresh", dest="fresh", action="store_true",
                         help="replace the demo folder of an earlier demo run")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     out: Path = args.out
     if out.exists() and any(out.iterdir()):
         if not (args.fresh and (out / MARKER).is_file()):
             why = ("is not a demo folder (no " + MARKER + "); choose another --out"
-                   if args.fresh else "is not empty; use --fresh to replace an earlier demo, or "
-                   "another --out")
+                   if args.fresh else "is not empty; use --overwrite to replace an earlier demo, "
+                   "or another --out")
             print(f"harness demo: {out} {why}", file=sys.stderr)
             return 2
         shutil.rmtree(out)

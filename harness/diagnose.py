@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from builders.record import Record
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.executor import CellResult
 from harness.modeling import Prepared, generate_answers, generate_texts
 from harness.names import backbone_label, task_label
@@ -52,9 +52,8 @@ from livr_core.attention import (
     latent_image_maps,
     mean_attention,
 )
+from livr_core.configs import GenerationConfig, MaskVariant
 from livr_core.encoding import Sample
-from livr_core.inference import GenerationConfig
-from livr_core.masks import MaskVariant
 from livr_core.token_types import TokenType
 
 CONDITIONS: dict[str, GenerationConfig] = {

@@ -35,11 +35,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from harness.config import ConfigError, Overrides, load_table
+from harness.config import Overrides, load_table
+from harness.errors import ConfigError
 from harness.methods import get_method
 from harness.options import ModelOptions
+from livr_core.configs import LatentConfig, TrainConfig
 
-K = 16  # the paper's latent count
+K = LatentConfig.k  # the paper's latent count, as LIVR trains with
 MINIMUM_VERSIONS = {"transformers": "5.0", "peft": "0.21"}  # pyproject.toml's requirements
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "safetensors", "huggingface_hub")
 PROMPT = ("Which image is brighter?\n(A) the first image\n(B) the second image\n"
@@ -161,7 +163,7 @@ def _load(state: _State) -> Check:
 
 
 def _model_token_ids(model: Any) -> set[int]:
-    from livr_core.backbones import unwrap
+    from livr_core.backbones.base import unwrap
 
     config = unwrap(model).config
     ids = set()
@@ -173,7 +175,7 @@ def _model_token_ids(model: Any) -> set[int]:
 
 
 def _latents(state: _State) -> Check:
-    from livr_core.latents import LatentConfig, add_latent_tokens
+    from livr_core.latents import add_latent_tokens
 
     backbone = state.backbone
     tokenizer = backbone.tokenizer
@@ -181,7 +183,7 @@ def _latents(state: _State) -> Check:
     taken |= _model_token_ids(backbone.model)
     vocabulary = len(tokenizer)
     rows = backbone.model.get_input_embeddings().weight.shape[0]
-    state.latents = add_latent_tokens(backbone, LatentConfig(k=K))
+    state.latents = add_latent_tokens(backbone, LatentConfig())
     ids = state.latents.ids
     clash = sorted(set(ids) & taken)
     if clash or min(ids) < vocabulary:
@@ -246,8 +248,9 @@ def _image_tokens(processor: Any, image: Any) -> int | None:
 
 
 def _processor_with_budget(state: _State, max_pixels: int) -> Any:
-    from livr_core.backbones import LoadOptions, get_backbone, load_backbone
+    from livr_core.backbones import get_backbone, load_backbone
     from livr_core.backbones.qwen import load_pil_processor
+    from livr_core.configs import LoadOptions
 
     spec = get_backbone(state.name)
     budget = LoadOptions(min_pixels=min(max_pixels, state.options.min_pixels or max_pixels),
@@ -304,7 +307,7 @@ def _answer_logits(state: _State, encoder: Any, variant: Any) -> list[Any]:
 def _bottleneck(state: _State) -> Check:
     import torch
 
-    from livr_core.masks import MaskVariant
+    from livr_core.configs import MaskVariant
 
     plain = _encoder(state).without_latents()
     first, second = _answer_logits(state, plain, MaskVariant.BOTTLENECK)
@@ -331,7 +334,7 @@ def _timed_steps(state: _State, model: Any, encoder: Any, variant: Any) -> dict[
 
     device = state.options.resolved_device()
     cuda = device.type == "cuda"
-    optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-4)
+    optimizer = torch.optim.AdamW(param_groups(model, TrainConfig.weight_decay), lr=TrainConfig.lr)
     batch = encoder([state.samples[0]]).to(device)
     model.train()
     if cuda:
@@ -359,8 +362,8 @@ def _timed_steps(state: _State, model: Any, encoder: Any, variant: Any) -> dict[
 
 
 def _steps(state: _State) -> Check:
+    from livr_core.configs import MaskVariant
     from livr_core.lora import apply_finetuning
-    from livr_core.masks import MaskVariant
 
     backbone = state.backbone
     sft = apply_finetuning(backbone, None)  # direct SFT: LoRA, no latents, causal mask

@@ -33,8 +33,9 @@ from builders.io import iter_records, split_dir
 from builders.record import Record
 from builders.registry import load_registry
 from harness.cells import CellConfig
-from harness.config import ConfigError
-from harness.metrics import Item, macro_mean, score, task_metrics
+from harness.errors import ConfigError
+from harness.items import Item, macro_mean
+from harness.metrics import score, task_metrics
 
 
 class ExecutorUnavailable(ConfigError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.modeling import ModelOptions
+from harness.options import ModelOptions
 from harness.run_folder import load_run
 from harness.store import CONFIG
 

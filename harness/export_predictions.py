@@ -44,7 +44,8 @@ from builders.atomic import atomic_write_bytes, atomic_write_text
 from builders.io import MANIFEST, iter_records, split_dir
 from builders.record import Record
 from builders.registry import LETTERS, RegistryError, TaskSpec, load_registry
-from harness.config import ConfigError
+from builders.schema import check_keys
+from harness.errors import ConfigError
 from harness.protocol import ZeroShotProtocol
 from harness.store import CONFIG, METRICS, PREDICTIONS
 
@@ -182,9 +183,7 @@ def export_predictions(
     questions and prompts; without it those columns stay empty."""
     folder, out = Path(folder), Path(out)
     formats = tuple(formats)
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise ExportError(f"unknown format(s) {', '.join(unknown)}; valid: {', '.join(FORMATS)}")
+    check_keys(formats, FORMATS, "", ExportError, what="format")
     metrics = _read_json(folder / METRICS)
     config = _config(folder)
     if not (folder / PREDICTIONS).is_file():

@@ -2,7 +2,7 @@
 
 Owns `MechanismConfig` (every setting, with its reason), `SEEDS` and the thresholds,
 `MethodResult`, `MechanismResult`, `quadrant_samples`, `train_and_evaluate`, `run_mechanism`,
-`format_result` and `main(argv)` (`harness mechanism [--seeds 0 1 2] [--json FILE]
+`format_result`, its chart (`mechanism_figure` / `plot_mechanism`) and `main(argv)` (`harness mechanism [--seeds 0 1 2] [--json FILE]
 [--png FILE]`).
 
 The task is generated in code: a 56x56 grey image holding one red square that fills most of one
@@ -20,61 +20,13 @@ bottleneck mask at test time (the answer sees the image only through the latents
 normal causal mask. LIVR must answer well above chance under the bottleneck; latents only must
 not, because nothing forced its latents to carry the image (paper Sec. 4.4.1).
 
-Why these settings (all in `MechanismConfig`; each was measured, see below):
-* tiny-llava, not the demo's tiny-qwen2.5-vl: in the tiny Qwen configs nothing tells image
-  positions apart. Their frozen random vision towers carry no absolute position (a linear probe
-  on the square's token feature finds the quadrant at chance on all three tiny backbones), and
-  their M-RoPE (rope_theta 1e6, head_dim 16) leaves the row and column sections rotary
-  frequencies of at most 0.03 rad per position, so a 4x4 grid looks alike everywhere. Trained
-  causally for 10 epochs on an earlier version of this task (smaller squares), tiny-qwen2.5-vl
-  kept a constant answer where tiny-llava reached about 60%: tiny LLaVA numbers its 16 patch
-  tokens 1D with rotary frequencies up to 1 rad per position, which resolves quadrants. Its
-  default `TinySize` is kept (hidden 128 or 256 learned no faster in the runs tried).
-* a short prompt, K = 16 (the paper's K) and big squares on a fixed grey: stage 1 sits on a loss
-  plateau (constant answer) until the latents' attention finds the few red image tokens and the
-  answer's attention finds the latents; every text token dilutes both. With a 95-byte prompt, or
-  K = 4, or squares of 1/3 to 1 of the quadrant on random backgrounds, stage 1 stayed on the
-  plateau for 8 to 12 epochs on some or all of the seeds tried; with this setting it leaves it
-  within the 6 stage-1 epochs on most seeds (table below).
-* 6 + 4 epochs (the paper: 4 + 6 of 10): 4 stage-1 epochs are too few to leave the plateau
-  reliably. 10 in all, because the tiny model's loss cannot saturate (its tied, frozen output
-  rows of std 0.02 cap the logits near 1.3), so training on after 100% accuracy slowly recruits
-  the latents in latents only too: at 12 epochs its bottleneck accuracy reached 46% and 76% on
-  two of eight seeds, at 10 it stayed at chance on all eight.
-* lr 3e-3 (paper 1e-4): a random-initialised model has everything to learn in minutes of CPU.
-* batch 8 in one forward, no accumulation: the paper's effective batch of 8 (every answer has the
-  same number of tokens, so the loss is the same), several times faster on a CPU.
-* the two trainings run in two processes with one thread each: a tiny model gains nothing from
-  intra-op threads, so on 2 cores this halves the wall time (the three seeds: 110 s).
-* the square's side is 22 to 27 px at any offset inside its quadrant: 4 x 91 distinct images,
-  so train and test images repeat. That is fine here: the question is which route the answer
-  takes to the image, not whether the model generalises.
+The check trains three seeds per method and judges the means: mean LIVR bottleneck accuracy
+>= 70, mean latents-only bottleneck accuracy <= 40, and every run of both methods >= 90 with the
+causal mask (both really learn the task). `SEEDS` = (0, 1, 2), the CI test's.
 
-Measured with these defaults (2 CPU cores; accuracy %, 200 test images, chance 25), bottleneck
-mask at test time; with the causal mask every run of both methods scored 99.5 or 100:
-
-    seeds 0-7   LIVR          100  100  100  100  100  100  100  44.5
-                latents only  25.5 21.5 0    28   25   24   25   23.5
-    seeds 8-15  LIVR          77.5 100  100  100  73.5 100  100  100
-                latents only  0    24   28.5 31.5 0    23   27   0
-    seeds 16-27 LIVR          100  100  79   81   88   100  100  100  73.5 100  69  100
-    (held out)  latents only  31.5 26   21   30.5 27   0    21.5 27   25.5 50   26  21.5
-
-(0 = no parseable answer; a latents-only run under the bottleneck answers one constant letter or
-nothing.) Over the 28 seeds LIVR averages 92.4 and latents only 21.9. A LIVR run below 100 is an
-optimisation failure of stage 1, not of the mechanism: seed 7 learned left from right but not
-top from bottom before the stage's learning rate decayed, and 69-88 are runs still leaving the
-plateau. A latents-only run above chance (seed 25: 50) is the slow recruitment described above.
-So one run per method is not a reliable test (a single-run rule "LIVR >= 75, latents only <= 40"
-fails on 5 of 28 seeds); the check trains three seeds per method and judges the means:
-
-* mean LIVR bottleneck accuracy >= 70 and mean latents-only bottleneck accuracy <= 40, and every
-  run of both methods >= 90 with the causal mask (both really learn the task).
-
-The rule was fixed on seeds 0-15 and checked on the held-out seeds 16-27. Over all 3,276
-triples of the 28 measured seeds it fails on 0.55% (a LIVR mean below 70 needs two or three
-failed stage-1 runs in one triple; the lowest LIVR mean is 62.3, the highest latents-only mean
-37.7). `SEEDS` = (0, 1, 2), the CI test's: LIVR 100 / 100 / 100, latents only 25.5 / 21.5 / 0.
+Why each setting of `MechanismConfig` (tiny-llava, K, the short prompt, 6 + 4 epochs, lr, batch,
+two processes, the square sizes) and the measured runs behind the rule and its thresholds (28
+seeds, the rule fixed on 0-15 and checked on 16-27): docs/MECHANISM.md.
 """
 
 from __future__ import annotations
@@ -94,7 +46,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from livr_core.configs import LatentConfig, TrainConfig
+
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from harness.methods import MethodSpec
     from livr_core.encoding import Sample
 
@@ -110,7 +66,7 @@ CHANCE = 100.0 / len(LETTERS)
 
 # The check: one LIVR and one latents-only run per seed, judged on the means over the seeds.
 SEEDS = (0, 1, 2)
-# Thresholds (accuracy %), set from the measured runs in the docstring with margin; never
+# Thresholds (accuracy %), set from the measured runs (docs/MECHANISM.md) with margin; never
 # loosened to make a run pass.
 LIVR_BOTTLENECK_MIN = 70.0  # mean over SEEDS under the bottleneck at test time
 LATENTS_ONLY_BOTTLENECK_MAX = 40.0  # mean over SEEDS under the bottleneck at test time
@@ -126,14 +82,15 @@ METHOD_NAMES = ("livr", "latents_only")  # harness.methods entries, adapted belo
 
 @dataclass(frozen=True)
 class MechanismConfig:
-    """Every setting of the check; the reasons are in the module docstring."""
+    """Every setting of the check; the reasons are in docs/MECHANISM.md."""
 
     backbone: str = "tiny-llava"  # its 1D RoPE tells the 16 patch positions apart
-    latents: int = 16  # K, the paper's default
+    latents: int = LatentConfig.k  # K, the paper's default
     epochs: int = 10  # total, the same for both methods
     stage1_epochs: int = 6  # LIVR's bottleneck epochs (latents only: none)
     lr: float = 3e-3  # a random-initialised model must learn the task from scratch
-    batch_size: int = 8  # the paper's effective batch, in one forward
+    # the paper's effective batch, in one forward
+    batch_size: int = TrainConfig.per_device_batch_size * TrainConfig.grad_accumulation
     train_examples: int = 256
     test_examples: int = 200  # +-3 points of standard error at 75%
     image_side: int = 56  # tiny-llava's input size: a 4x4 grid of 14-px patches
@@ -240,7 +197,8 @@ def _method(name: str, config: MechanismConfig) -> MethodSpec:
 
 def _accuracy(texts: dict[str, str], samples: Sequence[Sample]) -> tuple[float, dict[str, int]]:
     """Accuracy (%) scored by the harness's MCQ scorer, and the histogram of parsed answers."""
-    from harness.metrics import FAIL, Item, score
+    from harness.items import Item
+    from harness.metrics import FAIL, score
 
     scored = [
         score(Item(s.id, TASK, s.answer, "mcq", letters=LETTERS), texts.get(s.id, ""))
@@ -256,10 +214,10 @@ def _accuracy(texts: dict[str, str], samples: Sequence[Sample]) -> tuple[float, 
 def train_and_evaluate(name: str, config: MechanismConfig, workdir: str) -> MethodResult:
     """Train method `name` ("livr" or "latents_only") and evaluate it under both masks."""
     from harness.cells import CellConfig
-    from harness.modeling import ModelOptions, generate_texts, prepare
+    from harness.modeling import generate_texts, prepare
+    from harness.options import ModelOptions
     from harness.train_executor import train_config
-    from livr_core.inference import GenerationConfig
-    from livr_core.masks import MaskVariant
+    from livr_core.configs import GenerationConfig, MaskVariant
     from livr_core.trainer import Trainer
 
     method = _method(name, config)
@@ -348,7 +306,48 @@ def format_result(result: MechanismResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def plot_mechanism(result: MechanismResult, path: Path) -> Path:
+    """Bottleneck-at-test accuracy per seed and the mean, LIVR beside latents only; hollow bars
+    are the same runs with the causal mask; chance and the two thresholds as lines."""
+    from harness.figures import save_figure
+
+    return save_figure(mechanism_figure(result), path)
+
+
+def mechanism_figure(result: MechanismResult) -> Figure:
+    """The chart `plot_mechanism` writes."""
+    from harness.figures import plt  # matplotlib: only when a figure is asked for
+
+    seeds = [str(s) for s in result.seeds] + ["mean"]
+    fig, ax = plt.subplots(figsize=(1.3 * len(seeds) + 5.0, 3.8), layout="constrained")
+    width = 0.38
+    for i, (name, label, colour) in enumerate((("livr", "LIVR", "tab:blue"),
+                                               ("latents_only", "latents only", "tab:orange"))):
+        runs = result.of(name)
+        bottleneck = [r.bottleneck_accuracy for r in runs] + [result.mean_bottleneck(name)]
+        causal = [r.causal_accuracy for r in runs]
+        causal.append(sum(causal) / len(causal))
+        xs = [x + (i - 0.5) * width for x in range(len(seeds))]
+        ax.bar(xs, causal, width, fill=False, edgecolor=colour, linestyle="dotted",
+               label=f"{label}, causal mask")
+        ax.bar(xs, bottleneck, width, color=colour, label=f"{label}, bottleneck at test")
+    thresholds = result.thresholds
+    ax.axhline(result.chance, color="grey", linestyle="dashed", linewidth=1, label="chance")
+    ax.axhline(thresholds["livr_mean_bottleneck_min"], color="tab:blue", linewidth=0.8,
+               linestyle="dashdot", label="LIVR mean must reach")
+    ax.axhline(thresholds["latents_only_mean_bottleneck_max"], color="tab:orange",
+               linewidth=0.8, linestyle="dashdot", label="latents-only mean must stay under")
+    ax.set_xticks(range(len(seeds)), [f"seed {s}" if s != "mean" else s for s in seeds])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    verdict = "PASS" if result.passed else "FAIL"
+    ax.set_title(f"Mechanism check ({result.config.backbone}, K={result.config.latents}): "
+                 f"{verdict}", fontsize=10)
+    return fig
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness mechanism",
         description="Train LIVR and latents-only on a synthetic quadrant task with a tiny "
@@ -363,6 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="training processes, one thread each")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--png", type=Path, help="also draw the accuracies as a PNG here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     for path in (args.json, args.png):
         if path is not None and path.exists():  # checked before minutes of training
@@ -372,8 +376,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     if args.png:
-        from harness.plot import plot_mechanism
-
         print(f"figure: {plot_mechanism(result, args.png)}")
     return 0 if result.passed else 1
 

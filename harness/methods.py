@@ -3,8 +3,9 @@
 Owns `MethodSpec`, `METHODS` (every named method with its defaults, in one place), `get_method`
 and `scale_epochs`. A method says WHAT is trained and how (latents, masks, schedule, fine-tuning
 mode); HOW to train it is `livr_core`'s job (`harness.train_executor` reads these fields). Mask
-variants are named by `livr_core.configs.MaskVariant` member names (a test keeps them in step);
-only the torch-free `livr_core.configs` is imported, so this module needs no torch.
+variants are named by `livr_core.configs.MaskVariant` member names; the defaults (K, lr, the
+(4, 6) schedule) are `livr_core.configs`' (torch-free, so this module needs no torch); the
+total epochs every baseline trains and the Mirage comparison's setting are written once below.
 
 Interpretations (the paper is short on some ablations; PROTOCOL.md section 1):
 * latents only: LIVR without stage 1, i.e. schedule (0, 10); it is also Table 4(b)'s (0,10) row.
@@ -33,23 +34,25 @@ Interpretations (the paper is short on some ablations; PROTOCOL.md section 1):
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from livr_core.configs import MirageConfig
+from builders.schema import check_keys
+from harness.errors import MethodError
+from livr_core.configs import LatentConfig, MaskVariant, MirageConfig, TrainConfig
 
 Finetune = Literal["none", "lora", "full", "latent_rows"]
 LatentPosition = Literal["after_prompt", "before_prompt", "answer_start"]
 Objective = Literal["lm", "mirage"]
 Checkpoint = Literal["best", "final"]
 
-MASK_VARIANTS = ("CAUSAL", "BOTTLENECK", "ANSWER_ONLY", "BOTTLENECK_LATENTS_NO_PROMPT",
-                 "BOTTLENECK_LATENTS_NO_TEXT", "MASK_ONLY")
-FINETUNE_MODES = ("none", "lora", "full", "latent_rows")
-OBJECTIVES = ("lm", "mirage")
-
-
-class MethodError(ValueError):
-    """An unknown method name or an inconsistent method definition."""
+MASK_VARIANTS = tuple(MaskVariant.__members__)  # a method names its stage-1 mask by member name
+FINETUNE_MODES, OBJECTIVES = get_args(Finetune), get_args(Objective)
+# Every trained baseline gets as many epochs in all as LIVR's two stages (paper Table 1: direct
+# SFT 10 = LIVR 4 + 6), so they compare at equal training.
+TOTAL_EPOCHS = sum(TrainConfig.epochs)
+# The Mirage comparison's setting (Sec. 4.3), shared by LIVR in it and Mirage itself: full LM
+# fine-tuning, K = 4, 10 + 10 epochs, lr 1e-5.
+MIRAGE_SETTING: dict[str, Any] = {"finetune": "full", "latents": 4, "epochs": (10, 10), "lr": 1e-5}
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ class MethodSpec:
     latent_position: LatentPosition = "after_prompt"  # paper: Q' = Q + L
     shared_latents: bool = False  # ablation: one embedding repeated K times
     stage1_mask: str | None = None  # MaskVariant member name of stage 1; None = no stage 1
-    epochs: tuple[int, int] = (0, 10)  # (stage 1, stage 2); stage 2 is always causal
-    lr: float = 1e-4  # paper AdamW lr (Mirage comparison: 1e-5)
+    epochs: tuple[int, int] = (0, TOTAL_EPOCHS)  # (stage 1, stage 2); stage 2 is always causal
+    lr: float = TrainConfig.lr  # the paper's AdamW lr (Mirage comparison: MIRAGE_SETTING)
     image_twice: bool = False  # ablation: the images are given twice
     checkpoint: Checkpoint = "best"  # paper: best validation accuracy (Table 2: final, its config)
     # "lm": the answer loss under the stage's mask; "mirage": Mirage's objective (its stage 1 is
@@ -121,12 +124,7 @@ class MethodSpec:
     def with_changes(self, **changes: Any) -> MethodSpec:
         """A copy with fields replaced; unknown field names list the valid ones."""
         valid = [f.name for f in fields(self) if f.name != "name"]
-        unknown = sorted(set(changes) - set(valid))
-        if unknown:
-            raise MethodError(
-                f"unknown method field(s) {', '.join(unknown)} for {self.name!r}; "
-                f"valid fields: {', '.join(valid)}"
-            )
+        check_keys(changes, valid, f"method {self.name!r}", MethodError, what="field")
         if "epochs" in changes:
             changes["epochs"] = tuple(int(e) for e in changes["epochs"])
         return replace(self, **changes)
@@ -140,13 +138,13 @@ ZERO_SHOT = MethodSpec(
 )
 DIRECT_SFT = MethodSpec(
     "direct_sft", "Direct SFT", "LoRA on question-answer pairs, causal mask",
-    epochs=(0, 10),  # paper Table 1: 10 epochs
 )
-LIVR = MethodSpec(
-    "livr", "LIVR", "K=16 latents after the prompt; stage 1 bottleneck, stage 2 causal",
-    latents=16,  # paper default K
-    stage1_mask="BOTTLENECK",  # answer and prompt cannot see the image in stage 1
-    epochs=(4, 6),  # paper Table 1: 4 + 6 epochs
+LIVR = MethodSpec(  # livr_core's defaults: K latents, the bottleneck stage, the (4, 6) schedule
+    "livr", "LIVR", f"K={LatentConfig.k} latents after the prompt; stage 1 bottleneck, stage 2 "
+    "causal",
+    latents=LatentConfig.k,
+    stage1_mask=TrainConfig.stage1_mask.name,  # answer and prompt cannot see the image
+    epochs=TrainConfig.epochs,
 )
 
 
@@ -161,16 +159,16 @@ METHODS: dict[str, MethodSpec] = {
         DIRECT_SFT,
         LIVR,
         # Table 3 ablations.
-        _livr("latents_only", "Latents only", "LIVR without stage 1: schedule (0,10)",
-              stage1_mask=None, epochs=(0, 10)),
+        _livr("latents_only", "Latents only", f"LIVR without stage 1: schedule (0,{TOTAL_EPOCHS})",
+              stage1_mask=None, epochs=(0, TOTAL_EPOCHS)),
         MethodSpec("mask_only", "Mask only",
                    "no latents; stage 1 bars answer->image only (prompt keeps image access)",
-                   stage1_mask="MASK_ONLY", epochs=(4, 6)),
+                   stage1_mask="MASK_ONLY", epochs=TrainConfig.epochs),
         MethodSpec("image_twice", "Image twice", "direct SFT with the images given twice",
                    image_twice=True),
         _livr("prompt_tuning", "Prompt tuning",
-              "K=16 soft tokens after the prompt; only their rows train (no LoRA, no bottleneck)",
-              finetune="latent_rows", stage1_mask=None, epochs=(0, 10)),
+              f"K={LatentConfig.k} soft tokens after the prompt; only their rows train (no LoRA, "
+              "no bottleneck)", finetune="latent_rows", stage1_mask=None, epochs=(0, TOTAL_EPOCHS)),
         # Table 4(a): stage-1 mask variants (the default ans+prompt->vis is `livr`).
         _livr("livr_mask_answer_only", "ans->vis only", "stage 1 bars answer->image only",
               stage1_mask="ANSWER_ONLY"),
@@ -193,13 +191,12 @@ METHODS: dict[str, MethodSpec] = {
               shared_latents=True),
         # Sec. 4.3 Mirage comparison (Qwen2.5-VL-3B).
         _livr("livr_mirage", "LIVR (Mirage setting)",
-              "full LM fine-tuning, K=4, 10 + 10 epochs, lr 1e-5",
-              finetune="full", latents=4, epochs=(10, 10), lr=1e-5),
+              "full LM fine-tuning, K=4, 10 + 10 epochs, lr 1e-5", **MIRAGE_SETTING),
         MethodSpec("mirage", "Mirage",
                    "K=4 latents opening the answer; stage 1 helper-image supervision, stage 2 "
                    "answer only; full LM fine-tuning, 10 + 10 epochs, lr 1e-5",
-                   finetune="full", latents=4, shared_latents=True, latent_position="answer_start",
-                   objective="mirage", epochs=(10, 10), lr=1e-5),
+                   shared_latents=True, latent_position="answer_start", objective="mirage",
+                   **MIRAGE_SETTING),
     )
 }
 

@@ -1,7 +1,7 @@
 """Scoring: per-example correctness and per-task metrics, macro mean and reference baselines.
 
-Owns `Item`, `Scored`, `TaskMetrics`, `score`, `task_metrics`, `macro_mean`, `random_baseline`
-and `constant_baseline`. Parsing lives in `harness.parsing`; every task's metrics record the
+Owns `TaskMetrics`, `score`, `task_metrics`, `random_baseline` and `constant_baseline`, over the
+per-example `Item` / `Scored` of `harness.items`. Parsing lives in `harness.parsing`; every task's metrics record the
 `PARSER_VERSION` that read its answers (and the judge, if one was used), and each predictions
 row keeps the item's letters and option texts, so `harness rescore` can re-read the saved raw
 outputs with a newer parser without the built data or a model.
@@ -23,64 +23,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from builders.record import Record
-from builders.registry import LETTERS, TaskSpec
+from builders.registry import TaskSpec
+from harness.items import Item, Scored
 from harness.parsing import PARSER_VERSION, Judge, parse_choice, parse_count
 
 FAIL = "fail"  # histogram key of unparseable outputs
-
-
-@dataclass(frozen=True)
-class Item:
-    """What scoring needs of one test record."""
-
-    idx: str
-    task: str
-    gold: str  # "(B)" or "7"
-    answer_type: str  # "mcq" or "open"
-    letters: str = ""  # the item's valid letters ("AB"); empty for counting
-    choices: tuple[str, ...] = ()
-    source: str = "{}"  # the record's provenance JSON: plan answers are walked on its map
-
-    @classmethod
-    def from_record(cls, record: Record, spec: TaskSpec) -> Item:
-        # The item's own options decide its valid letters (BLINK rows carry their choices).
-        n = len(record.choices) or spec.num_options
-        return cls(
-            idx=record.idx, task=spec.name, gold=record.answer, answer_type=spec.answer_type,
-            letters=LETTERS[:n] if spec.answer_type == "mcq" else "",
-            choices=tuple(record.choices),
-            source=record.source if spec.answer_type == "plan" else "{}",
-        )
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One line of predictions.jsonl."""
-
-    idx: str
-    task: str
-    raw: str
-    parsed: str | None  # "(B)" / "7"; None = parse failure
-    gold: str
-    correct: bool
-    letters: str = ""  # the item's valid letters ("AB"); empty for counting
-    choices: tuple[str, ...] = ()  # the option texts the parser matched against
-    variants: dict[str, bool] | None = None  # correctness under each scoring rule (plans)
-
-    def to_json(self) -> dict[str, Any]:
-        row = asdict(self)
-        for key in ("letters", "choices", "variants"):  # only the rows that have them
-            if not row[key]:
-                del row[key]
-        return row
 
 
 def score(item: Item, raw: str, judge: Judge | None = None) -> Scored:
     """One output parsed and compared with the gold answer; `judge` (an MCQ fallback for
     outputs the rules cannot read, `harness.parsing.Judge`) is off by default."""
     if item.answer_type == "plan":
-        from harness.vsp_scoring import score_plan  # imports this module
+        from harness.vsp_scoring import score_plan
 
         return score_plan(item, raw)
     if item.answer_type == "mcq":
@@ -143,7 +97,7 @@ def random_baseline(spec: TaskSpec) -> float:
         from harness.benchmarks import random_baseline as benchmark_baseline
 
         return benchmark_baseline(spec)
-    low, high = int(spec.params.get("min_count", 2)), int(spec.params.get("max_count", 10))
+    low, high = int(spec.params["min_count"]), int(spec.params["max_count"])
     return _pct(1, high - low + 1)
 
 
@@ -198,11 +152,3 @@ def task_metrics(
         judge=judge,
         **extra,
     )
-
-
-def macro_mean(values: Iterable[float | None]) -> float | None:
-    """Unweighted mean over tasks (BLINK's Total, the paper's Mean); None if any is missing."""
-    values = list(values)
-    if not values or any(v is None for v in values):
-        return None
-    return sum(values) / len(values)  # type: ignore[arg-type]

@@ -1,8 +1,7 @@
 """A method's model, built from `livr_core` parts, and greedy answers from it.
 
 Owns `Prepared`, `load_model`, `prepare`, `load_weights` and `generate_answers` /
-`generate_texts`; re-exports `ModelOptions` (the `--executor-opt` keys, kept torch-free in
-`harness.options`). The executor
+`generate_texts`, for `harness.options.ModelOptions` (the `--executor-opt` keys). The executor
 (`harness.train_executor`), `harness eval` and `harness diagnose` all build a method's model
 here, so a run is evaluated with exactly the model it was trained as.
 
@@ -28,15 +27,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.methods import MethodSpec
 from harness.options import ModelOptions, local_names
-from livr_core.backbones import Backbone, BackboneUnavailable, LoadOptions, load_backbone
+from livr_core.backbones import BackboneUnavailable, load_backbone
+from livr_core.backbones.base import Backbone
 from livr_core.checkpoint import load_trainable
-from livr_core.encoding import Encoder, EncodingConfig, Sample
-from livr_core.inference import Generation, GenerationConfig, generate
-from livr_core.latents import LatentConfig, LatentTokens, add_latent_tokens
-from livr_core.lora import FinetuneConfig, apply_finetuning
+from livr_core.configs import (
+    EncodingConfig,
+    FinetuneConfig,
+    GenerationConfig,
+    LatentConfig,
+    LoadOptions,
+)
+from livr_core.encoding import Encoder, Sample
+from livr_core.inference import Generation, generate
+from livr_core.latents import LatentTokens, add_latent_tokens
+from livr_core.lora import apply_finetuning
 from livr_core.mirage import MirageLatents
 
 

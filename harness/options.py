@@ -13,7 +13,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.config import ConfigError
+from builders.schema import check_keys
+from harness.errors import ConfigError
+from livr_core.configs import GenerationConfig, LoadOptions, TrainConfig
 
 if TYPE_CHECKING:
     import torch
@@ -39,35 +41,33 @@ class ModelOptions:
     models_dir: str | None = None
     device: str | None = None  # default: cuda when available, else cpu
     trust_remote_code: bool = False  # run a checkpoint's own modeling code: opt in only
-    batch_size: int = 8  # prompts per generation forward; answers do not depend on it
-    progress: bool = True  # training progress bars
-    dtype: str = "auto"  # checkpoint dtype (bf16 for the real backbones); tiny ones: fp32
-    min_pixels: int | None = None  # image pixel budget; None keeps the processor's own
-    max_pixels: int | None = None
-    max_new_tokens: int = 16  # answers are "(A)".."(D)" or a count: a few tokens
-    precision: str = "auto"  # autocast: auto = bf16 on GPU, fp32 on CPU (as livr_core's trainer)
-    attn_implementation: str = "sdpa"  # LoadOptions' default; sdpa and eager round apart
+    # Decoding, loading and training defaults are livr_core's (`livr_core.configs`).
+    batch_size: int = GenerationConfig.batch_size  # prompts per generation forward
+    progress: bool = TrainConfig.progress_bar  # training progress bars
+    dtype: str = LoadOptions.dtype  # checkpoint dtype (bf16 for the real backbones)
+    min_pixels: int | None = LoadOptions.min_pixels  # image pixel budget; None: the processor's
+    max_pixels: int | None = LoadOptions.max_pixels
+    max_new_tokens: int = GenerationConfig.max_new_tokens
+    precision: str = TrainConfig.precision  # autocast: auto = bf16 on GPU, fp32 on CPU
+    attn_implementation: str = LoadOptions.attn_implementation  # sdpa and eager round apart
     # Training examples per forward pass; gradient accumulation makes up the rest of the paper's
     # effective batch (TrainConfig: 1 x 8), so it must divide it. Larger is several times faster
     # for small models on a CPU (harness demo uses 8). A run setting: the loss is then the mean
     # over the micro-batch's answer tokens, which weighs answers of unequal length differently.
-    train_batch_size: int = 1
+    train_batch_size: int = TrainConfig.per_device_batch_size
 
     RUN_SETTINGS: ClassVar[tuple[str, ...]] = (
         "dtype", "min_pixels", "max_pixels", "max_new_tokens", "precision", "attn_implementation",
         "train_batch_size",
     )
-    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"train_batch_size": 1}  # name -> default
+    # Run settings added after run stores existed: left out of the hash at their default.
+    LATER_SETTINGS: ClassVar[tuple[str, ...]] = ("train_batch_size",)
 
     @classmethod
     def parse(cls, values: Mapping[str, Any]) -> ModelOptions:
         """Options from `--executor-opt` strings (or typed values); errors list the valid keys."""
         kinds = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(values) - set(kinds))
-        if unknown:
-            raise ConfigError(
-                f"unknown executor option(s) {', '.join(unknown)}; valid: {', '.join(kinds)}"
-            )
+        check_keys(values, kinds, "", ConfigError, what="executor option")
         options = cls(**{k: _coerce(k, v, kinds[k]) for k, v in values.items()})
         effective = effective_batch()
         if options.train_batch_size < 1 or effective % options.train_batch_size:
@@ -110,8 +110,9 @@ class ModelOptions:
     def run_settings(self) -> dict[str, Any]:
         """The RUN_SETTINGS; one added after run stores existed is left out at its default, so
         their cells keep their hashes."""
+        defaults = ModelOptions()
         return {k: getattr(self, k) for k in self.RUN_SETTINGS
-                if not (k in self.LATER_SETTINGS and getattr(self, k) == self.LATER_SETTINGS[k])}
+                if not (k in self.LATER_SETTINGS and getattr(self, k) == getattr(defaults, k))}
 
     def with_run_settings(self, settings: Mapping[str, Any]) -> ModelOptions:
         """These options with a stored run's settings (so a run is evaluated as it was made)."""
@@ -126,8 +127,6 @@ class ModelOptions:
 
 def effective_batch() -> int:
     """The paper's examples per optimizer update (livr_core's TrainConfig defaults)."""
-    from livr_core.configs import TrainConfig  # torch-free
-
     default = TrainConfig()
     return default.per_device_batch_size * default.grad_accumulation
 

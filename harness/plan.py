@@ -1,9 +1,15 @@
 """From a table config and a built-data folder to the list of cells to run, with their cost.
 
-Owns `Cell`, `CellCost`, `MissingSplitsError`, `plan_cells`, `parse_shard`, `shard_cells` and
-`format_plan`. Planning reads the split manifests and hashes the shard files (never decodes the
-Parquet data), so `--dry-run` stays fast and a missing or damaged split is reported, with every
-other one, before anything runs.
+Owns `Cell`, `CellCost`, `MissingSplitsError`, `plan_cells`, `parse_shard`, `shard_cells`,
+`format_plan` and `format_missing`. Planning reads the split manifests and hashes the shard files
+(never decodes the Parquet data), so `--dry-run` stays fast and a missing or damaged split is
+reported, with every other one and the commands that make them, before anything runs.
+
+A dry run plans before the data exists (`missing_ok`): a cell whose splits are not built (or
+do not match their manifests) is still planned, costed at the sizes tasks.toml gives its splits
+(its limits applied), and carries the splits it lacks; `format_missing` prints them with the
+exact `build-task` commands (raw data at `/data/<source>`, `builders.commands`) and the `dedup`
+runs their train/val splits need once built.
 
 Every split a plan needs is checked whole against its manifest (`builders.io.split_digest`: every
 shard present, of its recorded size and sha256, nothing extra), and the cell hash takes the digest
@@ -18,11 +24,12 @@ which balances GPU time better than round-robin and is deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from builders.commands import SOURCE_ROOT, build_command, dedup_command
 from builders.io import (
     MANIFEST,
     SplitDamagedError,
@@ -31,8 +38,10 @@ from builders.io import (
     split_dir,
     verify_split,
 )
+from builders.registry import SPLITS, load_registry
 from harness.cells import CellConfig
-from harness.config import ConfigError, TableConfig
+from harness.config import TableConfig
+from harness.errors import ConfigError
 
 
 class MissingSplitsError(ConfigError):
@@ -64,6 +73,9 @@ class CellCost:
 class Cell:
     config: CellConfig
     cost: CellCost
+    # (task, split) this cell needs that are not built (a dry run's plan): its cost is then the
+    # tasks.toml sizes' and its config has no data digests yet, so no hash to look up
+    missing: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -104,8 +116,15 @@ def _cap(n: int, *caps: int | None) -> int:
 
 
 def _cost(config: CellConfig, infos: dict[tuple[str, str], _SplitInfo]) -> CellCost:
+    """The cell's cost from its splits' sizes (tasks.toml's where a split is not built)."""
+    registry = load_registry()
+
+    def n(task: str, split: str) -> int:
+        info = infos.get((task, split))
+        return info.n if info is not None else registry.resolve(task).size(split)
+
     def size(split: str, tasks: Sequence[str], *caps: int | None) -> int:
-        return sum(_cap(infos[(t, split)].n, config.limit, *caps) for t in tasks)
+        return sum(_cap(n(t, split), config.limit, *caps) for t in tasks)
 
     return CellCost(
         epochs=config.method.total_epochs,
@@ -116,11 +135,14 @@ def _cost(config: CellConfig, infos: dict[tuple[str, str], _SplitInfo]) -> CellC
 
 
 def plan_cells(
-    table: TableConfig, built: Path, executor: dict[str, Any] | None = None
+    table: TableConfig, built: Path, executor: dict[str, Any] | None = None,
+    missing_ok: bool = False,
 ) -> list[Cell]:
     """Every cell of `table`, resolved against the splits under `built`.
 
-    `executor` is the executor's name and fingerprint; it enters every cell's hash.
+    `executor` is the executor's name and fingerprint; it enters every cell's hash. A missing or
+    damaged split raises `MissingSplitsError` naming all of them, unless `missing_ok` (a dry
+    run): the cells that need one are then planned with `Cell.missing` set.
     """
     built = Path(built)
     infos: dict[tuple[str, str], _SplitInfo] = {}
@@ -134,7 +156,7 @@ def plan_cells(
                     table=table.name, backbone=backbone, task=task, method=method,
                     train_tasks=table.train_tasks(task) if method.trained else (),
                     eval_tasks=table.eval_tasks(task),
-                    limit=table.limit, train_per_task=table.train_per_task,
+                    limit=table.limit, train_per_task=table.train_per_task, seed=table.seed,
                     executor=dict(executor or {}),
                     **({} if method.trained else {"protocol": table.zero_shot}),
                 )
@@ -150,24 +172,53 @@ def plan_cells(
                             missing.add(key)
                         else:
                             infos[key] = info
-                if missing.intersection(needed) or damaged.keys() & set(needed):
-                    continue  # reported below, with every other missing or damaged split
+                lacking = tuple(k for k in needed if k in missing or k in damaged)
+                if lacking:
+                    if missing_ok:
+                        cells.append(Cell(config, _cost(config, infos), lacking))
+                    continue  # else reported below, with every other missing or damaged split
                 data = {f"{t}/{s}": infos[(t, s)].digest for t, s in needed}
                 cells.append(Cell(replace(config, data=data), _cost(config, infos)))
+    if missing_ok:
+        return cells
     if damaged:
         raise MissingSplitsError(
             f"table {table.name!r} needs built splits that do not match their manifests "
             f"(nothing was run):\n" + "\n".join(damaged[k] for k in sorted(damaged)))
     if missing:
         lines = "\n".join(f"  {split_dir(built, t, s)}/{MANIFEST}" for t, s in sorted(missing))
-        hints = "\n".join(
-            f"  build-task {t} --split {s} --out {built}" for t, s in sorted(missing)
-        )
         raise MissingSplitsError(
             f"table {table.name!r} needs built splits that are missing under {built}:\n{lines}\n"
-            f"build them with (BLINK-sourced test splits need --source-root too):\n{hints}"
-        )
+            + format_missing(missing, built) + "\n(`harness run --dry-run` shows the plan)")
     return cells
+
+
+def format_missing(missing: Iterable[tuple[str, str]], built: Path) -> str:
+    """The commands that make the `missing` (task, split)s under `built`: a `build-task` per
+    split, then a `dedup` per test set that the new train/val splits must be cleaned against
+    (it reads their test splits too, so it runs after every build)."""
+    from dedup.config import load_config  # tasks.toml [dedup]: which tasks need raw images
+
+    registry = load_registry()
+    order = list(registry.tasks)
+    missing = sorted(set(missing), key=lambda m: (order.index(m[0]), SPLITS.index(m[1])))
+    head = (f"{len(missing)} split(s) to build under {built} (raw datasets at "
+            f"{SOURCE_ROOT}/<source>: `build-task --help` shows each layout; a folder that is "
+            "there but does not match its manifest is rebuilt with --overwrite):")
+    lines = [head]
+    lines += [f"  {build_command(registry.resolve(t), s, built, split_dir(built, t, s).exists())}"
+              for t, s in missing]
+    against: dict[str, dict[str, None]] = {}  # test set -> its tasks, in registry order
+    for task, split in missing:
+        spec = registry.resolve(task)
+        if split != "test" and spec.dedup_against != "none":
+            against.setdefault(spec.dedup_against, {})[spec.name] = None
+    if against:
+        raw = set(load_config(registry).raw_tasks)
+        lines.append("then remove their near-duplicates of the test images (paper App. A):")
+        lines += [f"  {dedup_command(a, built, list(tasks), bool(raw & set(tasks)))}"
+                  for a, tasks in sorted(against.items())]
+    return "\n".join(lines)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
-"""PNG bar charts (matplotlib, Agg backend: no display needed): table reports and the mechanism
-check.
+"""The PNG bar chart of a table report (matplotlib, Agg backend: no display needed).
 
-Owns `report_figure` / `plot_report` and `mechanism_figure` / `plot_mechanism`. A report chart
+Owns `report_figure` / `plot_report` (the mechanism check draws its own, `harness.mechanism`). A
+report chart
 has one panel per block (backbone x section), one group of bars per column (tasks and Mean), one
 bar per method row with our value; the paper's number, where it has one, is a black tick across
 the bar. Baseline and Delta rows are not drawn; random choice is a dashed line per task. The
@@ -11,14 +11,10 @@ footer names only what is drawn (no tick promised on a chart without paper numbe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.figures import plt, save_figure, wrapped
 from harness.names import backbone_label
 from harness.report import TableReport
-
-if TYPE_CHECKING:
-    from harness.mechanism import MechanismResult
 
 
 def plot_report(report: TableReport, path: Path) -> Path:
@@ -63,41 +59,4 @@ def report_figure(report: TableReport) -> plt.Figure:
     keys = ["bars: ours"] + (["black tick: the paper's number"] if ticks else []) \
         + (["dashed: random choice"] if dashes else [])
     fig.suptitle(wrapped(f"{report.title}\n{'; '.join(keys)}", width), fontsize=9)
-    return fig
-
-
-def plot_mechanism(result: MechanismResult, path: Path) -> Path:
-    """Bottleneck-at-test accuracy per seed and the mean, LIVR beside latents only; hollow bars
-    are the same runs with the causal mask; chance and the two thresholds as lines."""
-    return save_figure(mechanism_figure(result), path)
-
-
-def mechanism_figure(result: MechanismResult) -> plt.Figure:
-    """The chart `plot_mechanism` writes."""
-    seeds = [str(s) for s in result.seeds] + ["mean"]
-    fig, ax = plt.subplots(figsize=(1.3 * len(seeds) + 5.0, 3.8), layout="constrained")
-    width = 0.38
-    for i, (name, label, colour) in enumerate((("livr", "LIVR", "tab:blue"),
-                                               ("latents_only", "latents only", "tab:orange"))):
-        runs = result.of(name)
-        bottleneck = [r.bottleneck_accuracy for r in runs] + [result.mean_bottleneck(name)]
-        causal = [r.causal_accuracy for r in runs]
-        causal.append(sum(causal) / len(causal))
-        xs = [x + (i - 0.5) * width for x in range(len(seeds))]
-        ax.bar(xs, causal, width, fill=False, edgecolor=colour, linestyle="dotted",
-               label=f"{label}, causal mask")
-        ax.bar(xs, bottleneck, width, color=colour, label=f"{label}, bottleneck at test")
-    thresholds = result.thresholds
-    ax.axhline(result.chance, color="grey", linestyle="dashed", linewidth=1, label="chance")
-    ax.axhline(thresholds["livr_mean_bottleneck_min"], color="tab:blue", linewidth=0.8,
-               linestyle="dashdot", label="LIVR mean must reach")
-    ax.axhline(thresholds["latents_only_mean_bottleneck_max"], color="tab:orange",
-               linewidth=0.8, linestyle="dashdot", label="latents-only mean must stay under")
-    ax.set_xticks(range(len(seeds)), [f"seed {s}" if s != "mean" else s for s in seeds])
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 105)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    verdict = "PASS" if result.passed else "FAIL"
-    ax.set_title(f"Mechanism check ({result.config.backbone}, K={result.config.latents}): "
-                 f"{verdict}", fontsize=10)
     return fig

@@ -1,7 +1,7 @@
 """The zero-shot protocol of a table: answer-format instruction, generation length, system prompt.
 
-Owns `ZeroShotProtocol`, `INSTRUCTIONS`, `BLINK_DISCLAIMER`, and `generation_samples` /
-`generation_options`, with which the executor and `harness eval` ask a cell's test set. A table
+Owns `ZeroShotProtocol`, `INSTRUCTIONS` and `BLINK_DISCLAIMER` (`harness.samples` asks a cell's
+test set with them, for the executor and `harness eval`). A table
 sets the protocol in its TOML as `[zero_shot]` (harness/tables/table1.toml lists the keys); it
 applies to the untrained methods only (`zero_shot`): a trained method is asked exactly as it
 was trained, so its prompt never changes. The protocol is part of a zero-shot cell's config
@@ -36,11 +36,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from builders.registry import TaskSpec
+from builders.schema import check_keys
+from harness.errors import ProtocolError
 
 if TYPE_CHECKING:  # planning a run (--dry-run) must not import torch
-    from harness.cells import CellConfig
-    from harness.executor import CellData
-    from harness.options import ModelOptions
     from livr_core.encoding import Sample
 
 BLINK_DISCLAIMER = (
@@ -54,9 +53,6 @@ LMMS_EVAL_COUNT = "\nAnswer with a single number."
 INSTRUCTIONS = ("none", "blink", "lmms_eval")
 KEYS = ("instruction", "max_new_tokens", "system_prompt")
 
-
-class ProtocolError(ValueError):
-    """A `[zero_shot]` table names an unknown key or instruction, or a bad value."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +78,7 @@ class ZeroShotProtocol:
     def from_mapping(
         cls, values: Mapping[str, Any], where: str = "[zero_shot]"
     ) -> ZeroShotProtocol:
-        unknown = sorted(set(values) - set(KEYS))
-        if unknown:
-            raise ProtocolError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: "
-                                f"{', '.join(KEYS)}")
+        check_keys(values, KEYS, where, ProtocolError)
         try:
             return cls(**values)
         except ProtocolError as exc:
@@ -112,27 +105,3 @@ class ZeroShotProtocol:
         """Generation samples of one task with the instruction and system prompt applied."""
         return [replace(s, prompt=self.prompt(s.prompt, spec), system=self.system_prompt)
                 for s in samples]
-
-
-
-def generation_samples(cell: CellConfig, data: CellData) -> list[Sample]:
-    """A cell's test split as generation samples, in `data.test()` order: each eval task's
-    records (images doubled for an image-twice method) asked as the cell's protocol says."""
-    from builders.registry import load_registry
-    from harness.samples import to_samples
-
-    registry = load_registry()
-    out: list[Sample] = []
-    for task in cell.eval_tasks:
-        samples = to_samples(data.records("test", task), cell.method.image_twice,
-                             with_answer=False)
-        asked = cell.protocol.identity() and not cell.method.trained
-        out += cell.protocol.samples(samples, registry.resolve(task)) if asked else samples
-    return out
-
-
-def generation_options(cell: CellConfig, options: ModelOptions) -> ModelOptions:
-    """`options` with the cell protocol's generation budget, if it sets one."""
-    budget = cell.protocol.max_new_tokens
-    return replace(options, max_new_tokens=budget) if budget and not cell.method.trained \
-        else options

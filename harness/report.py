@@ -1,9 +1,8 @@
 """Tables in the paper's layout, from the run store: terminal text, Markdown, CSV, LaTeX, JSON.
 
-Owns `Value`, `ReportRow`, `Block`, `TableReport`, `build_report`, the renderers `render_text`,
-`render_markdown`, `render_csv`, `render_latex`, `render_json`, `write_reports`, and the rule that
-a report is never replaced by an emptier one (`replacement_refusal`). The PNG chart
-is `harness.plot`'s.
+Owns `Value`, `ReportRow`, `Block`, `TableReport`, `build_report` and the renderers
+`render_text`, `render_markdown`, `render_csv`, `render_latex` and `render_json`. The PNG chart
+is `harness.plot`'s; writing the files (and never an emptier report) is `harness.publish`'s.
 
 Layout: rows are backbone x method, grouped in blocks (one per backbone and table section);
 columns are the tasks and the Mean (the macro mean, shown only when every task of the row has a
@@ -33,13 +32,12 @@ import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
-from builders.atomic import atomic_write_text
 from builders.registry import load_registry
 from harness.config import TableConfig
-from harness.metrics import macro_mean, random_baseline, sorted_hist
+from harness.items import macro_mean
+from harness.metrics import random_baseline, sorted_hist
 from harness.names import backbone_label, task_label
 from harness.paper import paper_scores
 from harness.store import DAMAGED, DAMAGED_FIX, DONE, NEW, RunStore
@@ -483,59 +481,3 @@ def render_json(report: TableReport) -> str:
     if not data["notes"]:
         del data["notes"]  # tables without notes keep their JSON as it was
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-# --- never an emptier report ------------------------------------------------------------------
-
-
-def results_in(doc: Mapping[str, Any]) -> int:
-    """How many task results (ours, method rows, Mean excluded) a report holds, given its JSON
-    form (`render_json`, or `dataclasses.asdict` of a `TableReport`)."""
-    return sum(
-        1 for block in doc.get("blocks", ()) for row in block.get("rows", ())
-        if row.get("kind") == "method"
-        for column, value in row.get("values", {}).items()
-        if column != MEAN and isinstance(value, Mapping) and value.get("ours") is not None
-    )
-
-
-def stored_results(folder: Path) -> int | None:
-    """`results_in` of the report.json in `folder`; None when there is none or it is unreadable
-    (then nothing is lost by writing a new one)."""
-    try:
-        doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return results_in(doc) if isinstance(doc, dict) else None
-
-
-def replacement_refusal(report: TableReport, folder: Path, force: bool = False) -> str | None:
-    """Why `report` must not be written to `folder`: it holds no result at all, or (unless
-    `force`) fewer than the report already there. None when writing it loses nothing."""
-    new = results_in(asdict(report))
-    if new == 0 and not report.problems:  # damaged cells are worth a report: it names them
-        return f"nothing to report: no finished cell of {report.table} holds a result"
-    old = stored_results(folder)
-    if not force and old is not None and new < old:
-        return (f"not replacing {folder / 'report.json'}: it holds {old} results, this report "
-                f"{new} (--force replaces it)")
-    return None
-
-
-def write_reports(
-    report: TableReport, folder: Path, extra: Sequence[TableReport] = ()
-) -> list[Path]:
-    """report.{txt,md,csv,tex,json} and chart.png under `folder`; returns the paths."""
-    from harness.plot import plot_report  # matplotlib is only needed here
-
-    folder.mkdir(parents=True, exist_ok=True)
-    outputs = {
-        "report.txt": render_text(report) + "".join("\n" + render_text(e) for e in extra),
-        "report.md": render_markdown(report, extra),
-        "report.csv": render_csv(report),
-        "report.tex": render_latex(report),
-        "report.json": render_json(report),
-    }
-    paths = [atomic_write_text(folder / name, text) for name, text in outputs.items()]
-    paths.append(plot_report(report, folder / "chart.png"))
-    return paths

@@ -31,8 +31,9 @@ from typing import Any
 
 from builders.atomic import atomic_write_json, atomic_write_text
 from builders.registry import RegistryError, TaskSpec, load_registry
-from harness.config import ConfigError
-from harness.metrics import Item, Scored, TaskMetrics, macro_mean, score, task_metrics
+from harness.errors import ConfigError
+from harness.items import Item, Scored, macro_mean
+from harness.metrics import TaskMetrics, score, task_metrics
 from harness.parsing import PARSER_VERSION, Judge
 from harness.store import METRICS, PREDICTIONS, RUNNING, STATUS
 

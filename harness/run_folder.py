@@ -1,7 +1,7 @@
 """A single run outside a table: `harness train` writes one, `eval` and `diagnose` read any back.
 
 Owns `FolderStore`, `single_cell`, `read_cell`, `executor_info`, `run_options`, `LoadedRun`,
-`load_run`, `SplitData`, `evaluate_run` and `write_evaluation`. A run folder is a cell folder
+`load_run`, `SplitData`, `evaluation_data`, `open_run`, `evaluate_run` and `write_evaluation`. A run folder is a cell folder
 (`harness.store`): config.json, status.json,
 metrics.json, predictions.jsonl, checkpoints/ (best/, final/ and the resumable checkpoints), so
 `eval` and `diagnose` work the same on `harness train --out DIR` and on any cell of a table.
@@ -29,19 +29,16 @@ from builders.atomic import atomic_write_json, atomic_write_text
 from builders.io import MANIFEST, split_dir
 from builders.record import Record
 from harness.cells import CellConfig
-from harness.config import ConfigError, Overrides, load_table
+from harness.config import Overrides, load_table
+from harness.errors import ConfigError, MethodError, ProtocolError
 from harness.executor import CellData, CellResult
-from harness.methods import MethodError, get_method
-from harness.modeling import ModelOptions, Prepared, generate_texts, load_weights, prepare
-from harness.options import answer_budget
+from harness.methods import get_method
+from harness.modeling import Prepared, generate_texts, load_weights, prepare
+from harness.options import ModelOptions, answer_budget
 from harness.plan import Cell, plan_cells
-from harness.protocol import (
-    ProtocolError,
-    ZeroShotProtocol,
-    generation_options,
-    generation_samples,
-)
+from harness.protocol import ZeroShotProtocol
 from harness.runner import score_cell
+from harness.samples import generation_options, generation_samples
 from harness.store import CHECKPOINTS, CONFIG, METRICS, DamagedFile, Key, RunStore, read_json
 
 SINGLE_TABLE = "train"  # the table name recorded in a `harness train` run's config
@@ -64,17 +61,14 @@ def single_cell(
     method: str,
     built: Path,
     executor: dict[str, Any],
-    epochs: int | None = None,
-    limit: int | None = None,
+    overrides: Overrides = Overrides(),
     checkpoint: str | None = None,
-    lr: float | None = None,
 ) -> Cell:
     """The cell training `method` on `task`: a Table 1 cell (the single-task protocol: one model
-    per backbone and task, the paper's defaults), names and splits checked the same way."""
-    table = load_table("1", Overrides(
-        backbones=(backbone,), tasks=(task,), methods=(method,), epochs=epochs, lr=lr,
-        limit=limit,
-    ))
+    per backbone and task, the paper's defaults; `overrides` may change epochs, lr, limit and
+    seed), names and splits checked the same way."""
+    table = load_table("1", replace(overrides, backbones=(backbone,), tasks=(task,),
+                                    methods=(method,)))
     spec = table.methods[method]
     if checkpoint is not None and spec.trained:
         spec = spec.with_changes(checkpoint=checkpoint)
@@ -204,6 +198,18 @@ def evaluation_data(cell: CellConfig, built: Path, split: str, limit: int | None
         raise ConfigError(f"no built {split!r} split at {', '.join(map(str, missing))} "
                           "(pass --built, or build it with build-task)")
     return SplitData(built, cell, split)
+
+
+def open_run(
+    run_dir: Path, options: ModelOptions, split: str = "test", built: Path | None = None,
+    limit: int | None = None,
+) -> tuple[LoadedRun, SplitData]:
+    """A run's model and the data it is evaluated on (`eval`, `diagnose`): `split` of its
+    tasks from `built` (default: the folder it was trained on, else built/), checked before the
+    model is loaded."""
+    built = built or stored_built(run_dir) or Path("built")
+    data = evaluation_data(read_cell(run_dir), built, split, limit)
+    return load_run(run_dir, options), data
 
 
 def evaluate_run(

@@ -23,7 +23,8 @@ from builders.registry import load_registry
 from harness.benchmarks import extra_metrics
 from harness.cells import CellConfig
 from harness.executor import CellData, CellExecutor, CellResult
-from harness.metrics import Item, macro_mean, score, task_metrics
+from harness.items import Item, macro_mean
+from harness.metrics import score, task_metrics
 from harness.plan import Cell
 from harness.store import DAMAGED, DAMAGED_FIX, DONE, RUNNING, ConfigConflict, Key, RunStore
 

@@ -1,6 +1,7 @@
 """From built records to `livr_core` samples: decoded images, the prompt, the gold answer.
 
-Owns `record_images` and `to_samples`. A record's images are decoded to RGB in prompt order and
+Owns `record_images`, `to_samples`, and `generation_samples` / `generation_options`: a cell's
+test set asked as its zero-shot protocol (`harness.protocol`) says. A record's images are decoded to RGB in prompt order and
 its `prompt` (the full text with lettered options, exactly what BLINK shows) becomes the sample's
 prompt; the answer is the record's gold answer ("(B)" or "7"), which training supervises and
 inference leaves out.
@@ -19,12 +20,19 @@ paper-scale splits (1,000 train + 250 val examples of at most four images) fit i
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from builders.imaging import decode_bytes
 from builders.record import Record
 from livr_core.encoding import Sample
+
+if TYPE_CHECKING:
+    from harness.cells import CellConfig
+    from harness.executor import CellData
+    from harness.options import ModelOptions
 
 
 def record_images(record: Record, image_twice: bool = False) -> list[Image.Image]:
@@ -51,3 +59,25 @@ def to_samples(
         )
         for r in records
     ]
+
+
+def generation_samples(cell: CellConfig, data: CellData) -> list[Sample]:
+    """A cell's test split as generation samples, in `data.test()` order: each eval task's
+    records (images doubled for an image-twice method) asked as the cell's protocol says."""
+    from builders.registry import load_registry
+
+    registry = load_registry()
+    out: list[Sample] = []
+    for task in cell.eval_tasks:
+        samples = to_samples(data.records("test", task), cell.method.image_twice,
+                             with_answer=False)
+        asked = cell.protocol.identity() and not cell.method.trained
+        out += cell.protocol.samples(samples, registry.resolve(task)) if asked else samples
+    return out
+
+
+def generation_options(cell: CellConfig, options: ModelOptions) -> ModelOptions:
+    """`options` with the cell protocol's generation budget, if it sets one."""
+    budget = cell.protocol.max_new_tokens
+    return replace(options, max_new_tokens=budget) if budget and not cell.method.trained \
+        else options

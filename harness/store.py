@@ -51,7 +51,7 @@ from builders.atomic import (
     recover_dir,
 )
 from harness.cells import CellConfig
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.executor import CellFolder
 
 HEARTBEAT_S = 60.0  # cheap enough to touch a file once a minute

@@ -68,8 +68,8 @@ if TYPE_CHECKING:
 EXECUTOR_VERSION = 1
 # TrainConfig fields a cell sets itself (already in its hash) ...
 PER_CELL = ("epochs", "stage1_mask", "lr", "seed", "select", "precision")
-# ... and those that change nothing in the trajectory (livr_core.trainer's resume-free fields;
-# tests/harness/test_train_executor.py keeps the two lists equal).
+# ... and those that change nothing in the trajectory (`livr_core.configs.RESUME_FREE`) are left
+# out of the fingerprint.
 
 
 def train_config(cell: CellConfig, options: ModelOptions) -> TrainConfig:
@@ -151,7 +151,7 @@ class LivrExecutor:
 
     def _run(self, cell: CellConfig, data: CellData, folder: CellFolder) -> CellResult:
         from harness.modeling import generate_texts, prepare
-        from harness.protocol import generation_options, generation_samples
+        from harness.samples import generation_options, generation_samples
 
         start = time.perf_counter()
         options = answer_budget(self.options, (*cell.train_tasks, *cell.eval_tasks))

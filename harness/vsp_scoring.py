@@ -33,7 +33,7 @@ from builders.vsp_maps import (
     mirage_moves,
     simulate,
 )
-from harness.metrics import Item, Scored
+from harness.items import Item, Scored
 
 VARIANTS = ("mirage", "vsp", "exact", "strict")
 PRIMARY = "mirage"

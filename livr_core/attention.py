@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from livr_core.backbones.base import BackboneAdapter, unwrap
+from livr_core.configs import MaskRules, MaskVariant
 from livr_core.encoding import Batch
 from livr_core.inference import eval_mode
-from livr_core.masks import MaskRules, MaskVariant
 from livr_core.model_inputs import forward_inputs
 from livr_core.token_types import TokenType
 

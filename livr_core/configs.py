@@ -1,11 +1,12 @@
 """Every livr_core configuration, importable without torch, transformers or peft.
 
-Owns `MaskVariant`, `LoadOptions`, `LatentConfig`, `EncodingConfig`, `FinetuneConfig`,
-`TrainConfig`, `MirageConfig` and `RESUME_FREE`: the defaults of the whole core in one visible place. The modules
-that use them (`masks`, `backbones`, `latents`, `encoding`, `lora`, `trainer`) re-export them, so
-`from livr_core.trainer import TrainConfig` keeps working; import them from here when only the
-configuration is needed (planning a run, hashing a cell's settings) and the seconds that torch
-and peft take to import would be wasted.
+Owns `SEED`, `MaskVariant` with `MaskRules` / `RULES` (what each variant bars; `livr_core.masks`
+builds the masks), `LoadOptions`, `LatentConfig`, `EncodingConfig`, `FinetuneConfig`,
+`TrainConfig`, `GenerationConfig`, `MirageConfig` and `RESUME_FREE`: the defaults of the whole
+core in one visible place, each written once with its reason, and the one module to import them
+from (or from `livr_core`, the public surface). The harness reads its training and decoding
+defaults from here. Kept free of torch and peft, so planning a run or hashing a cell's settings
+does not pay for them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Literal
 
+from livr_core.token_types import TokenType
+
 if TYPE_CHECKING:
     import torch
+
+SEED = 42  # paper: seed 42 for every run (training order, the latent rows, LoRA's init)
 
 
 class MaskVariant(str, Enum):
@@ -27,6 +32,44 @@ class MaskVariant(str, Enum):
     # a stricter reading of it: latents barred from every text key, scaffolding included
     BOTTLENECK_LATENTS_NO_TEXT = "bottleneck_latents_no_text"
     MASK_ONLY = "mask_only"
+
+
+@dataclass(frozen=True)
+class MaskRules:
+    """Which query types may not attend to which key types, on top of causal + padding."""
+
+    text_from_image: bool = False  # TEXT and PROMPT queries
+    answer_from_image: bool = False
+    latent_from_image: bool = False  # only for checks: seals the image off completely
+    latent_from_prompt: bool = False  # the question only (paper's "+latent->prompt")
+    latent_from_text: bool = False  # every text key: scaffolding and question
+    answer_from_latent: bool = False  # only for checks: the answer cannot read the latents
+
+    def barred_pairs(self) -> list[tuple[TokenType, TokenType]]:
+        pairs = (
+            ((TokenType.TEXT, TokenType.IMAGE), self.text_from_image),
+            ((TokenType.PROMPT, TokenType.IMAGE), self.text_from_image),
+            ((TokenType.ANSWER, TokenType.IMAGE), self.answer_from_image),
+            ((TokenType.LATENT, TokenType.IMAGE), self.latent_from_image),
+            ((TokenType.LATENT, TokenType.PROMPT), self.latent_from_prompt or self.latent_from_text),
+            ((TokenType.LATENT, TokenType.TEXT), self.latent_from_text),
+            ((TokenType.ANSWER, TokenType.LATENT), self.answer_from_latent),
+        )
+        return [pair for pair, barred in pairs if barred]
+
+
+RULES: dict[MaskVariant, MaskRules] = {
+    MaskVariant.CAUSAL: MaskRules(),
+    MaskVariant.BOTTLENECK: MaskRules(text_from_image=True, answer_from_image=True),
+    MaskVariant.ANSWER_ONLY: MaskRules(answer_from_image=True),
+    MaskVariant.BOTTLENECK_LATENTS_NO_PROMPT: MaskRules(
+        text_from_image=True, answer_from_image=True, latent_from_prompt=True
+    ),
+    MaskVariant.BOTTLENECK_LATENTS_NO_TEXT: MaskRules(
+        text_from_image=True, answer_from_image=True, latent_from_text=True
+    ),
+    MaskVariant.MASK_ONLY: MaskRules(answer_from_image=True),
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +92,7 @@ class LatentConfig:
 
     k: int = 16  # paper default (K ablation: 4, 8, 16, 32; Mirage comparison: 4)
     shared: bool = False  # ablation: one embedding repeated K times
-    seed: int = 42  # the paper's seed; makes the random rows reproducible
+    seed: int = SEED  # makes the random rows reproducible
     # Mirage's layout: the K latents sit between two marker tokens, <|latent_start|> ...
     # <|latent_end|> (Mirage src/main.py:36-38); LIVR has no markers.
     markers: bool = False
@@ -73,7 +116,7 @@ class FinetuneConfig:
     r: int = 16  # paper
     alpha: int = 32  # paper
     dropout: float = 0.05  # paper
-    seed: int = 42  # paper; LoRA's random A matrices are drawn from it, whatever the global RNG
+    seed: int = SEED  # LoRA's random A matrices are drawn from it, whatever the global RNG
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full", "latent_rows"):
@@ -97,7 +140,7 @@ class TrainConfig:
     per_device_batch_size: int = 1  # paper
     grad_accumulation: int = 8  # paper: effective batch 8 on one GPU
     max_grad_norm: float | None = 1.0  # Hugging Face Trainer default; the paper names none
-    seed: int = 42  # paper
+    seed: int = SEED  # the order of the training examples (livr_core.trainer.epoch_order)
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
     gradient_checkpointing: bool = False  # trades compute for memory on long prompts; same math
     select: Literal["best", "final"] = "best"  # paper: best val accuracy (multi-task: final)
@@ -116,6 +159,18 @@ class TrainConfig:
 
     def stage_mask(self, stage: int) -> MaskVariant:
         return self.stage1_mask if stage == 0 else MaskVariant.CAUSAL
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Greedy decoding at validation and test (the paper names no decoding settings)."""
+
+    max_new_tokens: int = 16  # answers are "(A)".."(D)" or a count: a few tokens
+    batch_size: int = 8  # prompts per forward; results do not depend on it
+    mask: MaskVariant | MaskRules = MaskVariant.CAUSAL  # paper inference; others: diagnostics
+    remove_latents: bool = False  # diagnostic "latents removed at evaluation"
+    use_cache: bool = True  # False recomputes the whole sequence each step (reference path)
+    return_logits: bool = False  # keep each step's next-token logits (float32, latents -inf)
 
 
 @dataclass(frozen=True)

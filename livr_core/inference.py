@@ -46,24 +46,15 @@ import torch
 from torch import nn
 
 from livr_core.backbones.base import BackboneAdapter, unwrap
+from livr_core.configs import GenerationConfig, MaskRules, MaskVariant
 from livr_core.encoding import IGNORE_INDEX, Batch, Encoder, Sample
-from livr_core.masks import MaskRules, MaskVariant, allowed_attention, to_attention_mask
+from livr_core.masks import allowed_attention, to_attention_mask
 from livr_core.model_inputs import forward_inputs, position_ids
 from livr_core.token_types import TokenType
 
 # (model, the first forward's kwargs, the left-padded prompt batch) -> a context entered while
 # decoding; see the module docstring.
 Prefill = Callable[[nn.Module, dict[str, Any], Batch], AbstractContextManager]
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    max_new_tokens: int = 16  # answers are "(A)".."(D)" or a count: a few tokens
-    batch_size: int = 8  # prompts per forward; results do not depend on it
-    mask: MaskVariant | MaskRules = MaskVariant.CAUSAL  # paper inference; others: diagnostics
-    remove_latents: bool = False  # diagnostic "latents removed at evaluation"
-    use_cache: bool = True  # False recomputes the whole sequence each step (reference path)
-    return_logits: bool = False  # keep each step's next-token logits (float32, latents -inf)
 
 
 @dataclass

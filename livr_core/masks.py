@@ -1,7 +1,7 @@
 """Attention masks built by position from token types: causal, the LIVR bottleneck and ablations.
 
-Owns `MaskRules`, `RULES`, `allowed_attention` and `to_attention_mask`; uses `MaskVariant`
-(defined in `livr_core.configs`, re-exported here).
+Owns `allowed_attention` and `to_attention_mask`, for the variants of
+`livr_core.configs.MaskVariant` and the pairs each bars (`livr_core.configs.RULES`, below).
 
 A mask is causal AND key-padding AND NOT (the variant's barred query-type → key-type pairs),
 then OR the diagonal so no query row is empty (SDPA returns NaN for a fully masked row; pad rows
@@ -29,50 +29,10 @@ would be silently wrong); flash attention cannot express a 4D mask and is refuse
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from livr_core.configs import MaskVariant
+from livr_core.configs import RULES, MaskRules, MaskVariant
 from livr_core.token_types import TokenType
-
-
-@dataclass(frozen=True)
-class MaskRules:
-    """Which query types may not attend to which key types, on top of causal + padding."""
-
-    text_from_image: bool = False  # TEXT and PROMPT queries
-    answer_from_image: bool = False
-    latent_from_image: bool = False  # only for checks: seals the image off completely
-    latent_from_prompt: bool = False  # the question only (paper's "+latent->prompt")
-    latent_from_text: bool = False  # every text key: scaffolding and question
-    answer_from_latent: bool = False  # only for checks: the answer cannot read the latents
-
-    def barred_pairs(self) -> list[tuple[TokenType, TokenType]]:
-        pairs = (
-            ((TokenType.TEXT, TokenType.IMAGE), self.text_from_image),
-            ((TokenType.PROMPT, TokenType.IMAGE), self.text_from_image),
-            ((TokenType.ANSWER, TokenType.IMAGE), self.answer_from_image),
-            ((TokenType.LATENT, TokenType.IMAGE), self.latent_from_image),
-            ((TokenType.LATENT, TokenType.PROMPT), self.latent_from_prompt or self.latent_from_text),
-            ((TokenType.LATENT, TokenType.TEXT), self.latent_from_text),
-            ((TokenType.ANSWER, TokenType.LATENT), self.answer_from_latent),
-        )
-        return [pair for pair, barred in pairs if barred]
-
-
-RULES: dict[MaskVariant, MaskRules] = {
-    MaskVariant.CAUSAL: MaskRules(),
-    MaskVariant.BOTTLENECK: MaskRules(text_from_image=True, answer_from_image=True),
-    MaskVariant.ANSWER_ONLY: MaskRules(answer_from_image=True),
-    MaskVariant.BOTTLENECK_LATENTS_NO_PROMPT: MaskRules(
-        text_from_image=True, answer_from_image=True, latent_from_prompt=True
-    ),
-    MaskVariant.BOTTLENECK_LATENTS_NO_TEXT: MaskRules(
-        text_from_image=True, answer_from_image=True, latent_from_text=True
-    ),
-    MaskVariant.MASK_ONLY: MaskRules(answer_from_image=True),
-}
 
 
 def allowed_attention(

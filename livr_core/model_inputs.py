@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from livr_core.backbones.base import BackboneAdapter, unwrap
+from livr_core.configs import MaskRules, MaskVariant
 from livr_core.encoding import Batch
-from livr_core.masks import MaskRules, MaskVariant, allowed_attention, to_attention_mask
+from livr_core.masks import allowed_attention, to_attention_mask
 from livr_core.token_types import TokenType
 
 

@@ -69,11 +69,10 @@ from livr_core.checkpoint import (
     resume_from,
     save_checkpoint,
 )
-from livr_core.configs import RESUME_FREE, TrainConfig
+from livr_core.configs import RESUME_FREE, MaskVariant, TrainConfig
 from livr_core.distributed import Runtime
 from livr_core.encoding import Batch, Encoder, Sample
 from livr_core.lora import param_groups
-from livr_core.masks import MaskVariant
 from livr_core.model_inputs import forward_inputs
 from livr_core.schedule import (
     micro_batches_per_epoch,

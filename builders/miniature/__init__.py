@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from builders.schema import check_keys
+
 
 def synthetic_image(rng: np.random.Generator, width: int, height: int, shapes: int = 6) -> Image.Image:
     """A textured image: a smooth random colour field plus random shapes, so crops differ,
@@ -53,7 +55,5 @@ def write_all(root: Path, seed: int = 0, scales: Mapping[str, int] | None = None
               ) -> dict[str, Path]:
     """Every source; `scales` maps a source to its `scale` (sources not named get 1)."""
     scales = dict(scales or {})
-    unknown = sorted(set(scales) - set(sources()))
-    if unknown:
-        raise ValueError(f"no miniature for {', '.join(unknown)}; sources: {', '.join(sources())}")
+    check_keys(scales, sources(), "write_all scales", ValueError, what="source")
     return {s: write(s, root, seed, scales.get(s, 1)) for s in sources()}

@@ -7,10 +7,12 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-from pycocotools.coco import COCO
+from typing import TYPE_CHECKING
 
 from builders.sources import SourceLayoutError, locate
+
+if TYPE_CHECKING:
+    from pycocotools.coco import COCO
 
 NAME = "coco"
 # Licence note for the dataset card (builders/card.py).
@@ -115,6 +117,8 @@ def read_instances(path: Path) -> COCO:
             raise CocoAnnotationError(
                 f"{path}: {problem} top-level {key!r} list (an instances file has "
                 f"{', '.join(REQUIRED_KEYS)}); {fix}")
+    from pycocotools.coco import COCO  # here: `build-task --help` reads LAYOUT without it
+
     index = COCO()
     index.dataset = doc
     try:

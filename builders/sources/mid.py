@@ -41,9 +41,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-import OpenEXR
 
 from builders.imaging import UnreadableImage, check_header, check_pixels
 from builders.sources import SourceLayoutError
@@ -127,6 +125,8 @@ def read_albedo(path: Path, png_is_srgb: bool) -> np.ndarray:
 
 
 def _read_exr(path: Path) -> np.ndarray:
+    import OpenEXR  # here, like cv2 below: `build-task --help` reads LAYOUT without them
+
     try:
         (x0, y0), (x1, y1) = OpenEXR.File(str(path), header_only=True).header()["dataWindow"]
         check_pixels(path, int(x1) - int(x0) + 1, int(y1) - int(y0) + 1)  # before decoding
@@ -148,6 +148,8 @@ def _read_exr(path: Path) -> np.ndarray:
 
 
 def _read_png(path: Path, is_srgb: bool) -> np.ndarray:
+    import cv2
+
     check_header(path)  # the pixel cap, before OpenCV decodes
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     channels = None if raw is None else 1 if raw.ndim == 2 else raw.shape[2]

@@ -15,14 +15,27 @@ pool drains. Images are used as-is (nothing is drawn on them).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from builders.build import BuildContext
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import artbench
 from builders.sources.artbench import ArtImage
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Art Style's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    source_split: str
+    split_fractions: dict[str, float]
 
 
 def balance(by_style: dict[str, list[ArtImage]], ctx: BuildContext) -> dict[str, list[ArtImage]]:

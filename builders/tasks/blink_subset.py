@@ -11,23 +11,32 @@ Pooled accuracy over the split is the table's number; harness.benchmarks adds pe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 from builders.benchmark import lettered
-from builders.build import BuildContext
 from builders.record import Record
+from builders.registry import BuilderParams
 from builders.sources.blink import CONFIGS
 from builders.tasks.blink_test import config_records
 
-PROMPT_STYLES = ("blink", "lvr")
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
 
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """A BLINK subset's (blink3, blink5) `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    configs: tuple[str, ...]
+    blink_split: str
+    prompt_style: Literal["blink", "lvr"]
+    option_format: str
 
 def build(ctx: BuildContext) -> Iterator[Record]:
     params = ctx.params
     style, configs = params["prompt_style"], list(params["configs"])
     where = f"tasks.toml [tasks.{ctx.spec.name}.params]"
-    if style not in PROMPT_STYLES:
-        raise ValueError(f"{where}: prompt_style {style!r} is not one of {', '.join(PROMPT_STYLES)}")
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ValueError(f"{where}: unknown BLINK config(s) {', '.join(unknown)}; BLINK has "

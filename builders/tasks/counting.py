@@ -30,13 +30,36 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from builders.build import BuildContext
 from builders.download import DownloadConfig, Downloader, Fetched, ImageCache, Lookahead
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import pixmo
 from builders.sources.pixmo import PixmoRow
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """PixMo-Count's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    min_count: int
+    max_count: int
+    train_split: str
+    val_split: str
+    test_split: str
+    download_timeout_s: float
+    download_deadline_s: float
+    download_retries: int
+    download_backoff_s: float
+    download_concurrency: int
+    download_max_bytes: int
+    download_prefetch: int
 
 SHA256_WARNING = "sha256_mismatch"
 log = logging.getLogger(__name__)

@@ -30,14 +30,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from builders.build import BuildContext
 from builders.correspondence import correspondence_example, pick_keypoints
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import funkpoint
 from builders.sources.funkpoint import Label
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Functional Correspondence's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    split_fractions: dict[str, float]
+    num_keypoints: int
+    min_candidate_separation_frac: float
 
 
 def split_images(labels: list[Label], fractions: dict[str, float],
@@ -113,11 +127,9 @@ def build(ctx: BuildContext) -> Iterator[Example]:
         if left_img is None or right_img is None:
             continue
         ref_kps, target = _pixels(left, left_img.size), _pixels(right, right_img.size)
-        min_sep = p["min_candidate_separation_frac"] * max(right_img.size)
-        picked = pick_keypoints(ctx.rng("example", left.action, left.image, right.image), target,
-                                ctx.spec.num_options - 1, min_sep)
+        picked = pick_keypoints(ctx, ctx.rng("example", left.action, left.image, right.image),
+                                target, right_img.size)
         if picked is None:
-            ctx.reject("no_separated_distractors")
             continue
         k, ds = picked
         yield correspondence_example(

@@ -12,14 +12,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from builders.build import BuildContext
 from builders.geometry import intersection
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import coco
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Jigsaw's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    canvas_width: int
+    canvas_height_min: int
+    canvas_height_max: int
+    distractor_min_center_frac: float
+    distractor_max_tries: int
+    split_fractions: dict[str, float]
+    helper_images: bool
 
 
 def _sample_distractor(rng: np.random.Generator, size: tuple[int, int], canvas, true, p) -> tuple | None:
@@ -70,7 +88,7 @@ def build(ctx: BuildContext) -> Iterator[Example]:
         yield Example(
             images=[puzzle, img.crop(rects[0]), img.crop(rects[1])],
             answer=ctx.letter(slot),
-            helper=img.crop(canvas) if p.get("helper_images") else None,
+            helper=img.crop(canvas) if p["helper_images"] else None,
             source={
                 "dataset": "coco",
                 "image": item.rel,

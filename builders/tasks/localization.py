@@ -15,14 +15,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from builders.build import BuildContext
 from builders.drawing import draw_boxes
 from builders.geometry import Box, iou, xywh_to_xyxy
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import coco
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Localization's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    min_box_area_frac: float
+    max_box_area_frac: float
+    min_mask_fill: float
+    iou_min: float
+    iou_max: float
+    jitter_frac: float
+    jitter_max_tries: int
+    max_examples_per_image: int
+    split_fractions: dict[str, float]
 
 
 def _valid_bbox(ann: dict) -> bool:

@@ -8,11 +8,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builders.benchmark import gold_letter, make_record, usable_rows
-from builders.build import BuildContext
 from builders.record import Record
+from builders.registry import BuilderParams
 from builders.sources import mmvp
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """MMVP's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    labels: str
 
 
 def lvr_options(options_text: str) -> str:

@@ -38,16 +38,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from builders.build import BuildContext
 from builders.drawing import draw_points
 from builders.geometry import sample_separated_points
 from builders.imaging import UnreadableImage
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import mid
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Relative Reflectance's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    same_threshold: float
+    same_fraction: float
+    mip: int
+    num_directions: int
+    test_scene_prefix: str
+    disk_radius_frac: float
+    min_separation_frac: float
+    border_margin_frac: float
+    min_disk_radius_px: float
+    rel_epsilon: float
+    luminance_weights: tuple[float, float, float]
+    albedo_png_is_srgb: bool
+    albedo_aspect_tolerance: float
+    schedule_block: int
+    max_pair_tries: int
+    split_fractions: dict[str, float]
 
 A, B, SAME = 0, 1, 2  # option indices: (A) A is darker, (B) B is darker, (C) About the same
 

@@ -11,11 +11,23 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builders.benchmark import image_problem, make_record
-from builders.build import BuildContext
 from builders.record import Record
+from builders.registry import BuilderParams
 from builders.sources import robospatial
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """RoboSpatial's (robospatial, robospatial_context) `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    categories: tuple[str, ...]
 
 YES_NO = ("yes", "no")
 

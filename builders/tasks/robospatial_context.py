@@ -1,6 +1,6 @@
 """RoboSpatial-Home's pointing category: the RoboSpatial builder with
 tasks.toml [tasks.robospatial_context.params]."""
 
-from builders.tasks.robospatial import build
+from builders.tasks.robospatial import Params, build
 
-__all__ = ["build"]
+__all__ = ["Params", "build"]

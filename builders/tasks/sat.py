@@ -17,11 +17,25 @@ question_type; `source` names the file and row, the option order and the origina
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builders.benchmark import fits, gold_letter, image_problem, lettered, make_record
-from builders.build import BuildContext
 from builders.record import Record
+from builders.registry import BuilderParams
 from builders.sources import sat
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """SAT's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    sample_split: str
+    test_split: str
+    option_format: str
 
 
 def _sample(ctx: BuildContext, total: int) -> set[int]:

@@ -19,13 +19,29 @@ true point takes the balanced answer slot.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from builders.build import BuildContext
 from builders.correspondence import correspondence_example, pick_keypoints
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import spair
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Semantic Correspondence's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    source_split: str
+    layout: str
+    min_valid_keypoints: int
+    split_fractions: dict[str, float]
+    min_candidate_separation_frac: float
 
 
 def valid_keypoints(kps: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -80,11 +96,8 @@ def build(ctx: BuildContext) -> Iterator[Example]:
         idx = np.flatnonzero(valid)
         src_kps, trg_kps = ann.src_kps[idx], ann.trg_kps[idx]
         ids = [ann.kps_ids[k] for k in idx]
-        min_sep = p["min_candidate_separation_frac"] * max(trg_img.size)
-        picked = pick_keypoints(ctx.rng("example", ref.name), trg_kps, ctx.spec.num_options - 1,
-                                min_sep)
+        picked = pick_keypoints(ctx, ctx.rng("example", ref.name), trg_kps, trg_img.size)
         if picked is None:
-            ctx.reject("no_separated_distractors")
             continue
         r, ds = picked
         yield correspondence_example(

@@ -21,17 +21,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from builders.build import BuildContext
 from builders.correspondence import correspondence_example
 from builders.geometry import inside, sample_separated_points, warp_points
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import hpatches
 from builders.sources.hpatches import HSequence
 from builders.splitting import partition
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Visual Correspondence's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    split_fractions: dict[str, float]
+    image_indices: tuple[int, ...]
+    min_pair_gap: int
+    border_margin_frac: float
+    ref_min_separation_frac: float
+    distractor_min_dist_frac: float
+    refs_per_pair: int
+    max_point_tries: int
 
 Point = tuple[float, float]
 

@@ -13,11 +13,25 @@ reference; the two distortions go to image_2 / image_3 with the human-preferred 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from builders.build import BuildContext
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import nights
 from builders.sources.nights import Triplet
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Visual Similarity's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    min_votes: int
+    source_splits: dict[str, str]
+    closer_vote_threshold: float
 
 
 def _source_split(ctx: BuildContext) -> str:

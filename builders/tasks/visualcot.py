@@ -6,11 +6,23 @@ Boxes, crops and reasoning are not kept (LIVR Sec. 4.2)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builders.benchmark import make_record, usable_rows
-from builders.build import BuildContext
 from builders.record import Record
+from builders.registry import BuilderParams
 from builders.sources import visualcot
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """Visual-CoT's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    annotation_files: tuple[str, ...]
 
 
 def build(ctx: BuildContext) -> Iterator[Record]:

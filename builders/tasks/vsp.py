@@ -16,10 +16,12 @@ level of a seeded schedule (blocks holding level i `level_weights[i]` times), ma
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from builders.build import BuildContext
 from builders.imaging import load_image
 from builders.record import Example
+from builders.registry import BuilderParams
 from builders.sources import vsp as source
 from builders.splitting import assign_split
 from builders.vsp_maps import (
@@ -34,6 +36,23 @@ from builders.vsp_maps import (
     shortest_paths,
     simulate,
 )
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """VSP's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    levels: tuple[int, ...]
+    level_weights: dict[str, tuple[int, ...]]
+    hole_probability: float
+    max_draws_per_map: int
+    split_fractions: dict[str, float]
+    official_split_fractions: dict[str, float]
+    helper_images: bool
+    example_line: str
 
 
 def plan_answer(moves: tuple[str, ...] | list[str]) -> str:
@@ -58,7 +77,7 @@ def _example(ctx: BuildContext, vsp_map: VspMap, moves: tuple[str, ...], answer:
         images=[image],
         answer=answer,
         fields={"example": split_line},
-        helper=helper if ctx.params.get("helper_images") else None,
+        helper=helper if ctx.params["helper_images"] else None,
         source={
             **provenance,
             "level": vsp_map.size,

@@ -5,11 +5,23 @@ sub_task the category."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builders.benchmark import gold_letter, make_record, usable_rows
-from builders.build import BuildContext
 from builders.record import Record
+from builders.registry import BuilderParams
 from builders.sources import vstar
+
+if TYPE_CHECKING:  # annotations only: checking tasks.toml imports no build driver
+    from builders.build import BuildContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(BuilderParams):
+    """V* Bench's `[tasks.<name>.params]` (meanings and values in tasks.toml), checked at load."""
+
+    categories: tuple[str, ...]
 
 
 def build(ctx: BuildContext) -> Iterator[Record]:

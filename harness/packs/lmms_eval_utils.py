@@ -21,7 +21,8 @@ from typing import Any
 
 from builders.record import IMAGE_COLUMNS
 from builders.registry import LETTERS, load_registry
-from harness.metrics import Item, score
+from harness.items import Item
+from harness.metrics import score
 
 METRIC = "livr_acc"
 EXPORT_ENV = "LIVR_EXPORT"  # a `harness export` folder whose latents the prompts get

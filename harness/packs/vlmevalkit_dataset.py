@@ -28,7 +28,8 @@ from typing import Any
 import pandas as pd
 
 from builders.registry import LETTERS, load_registry
-from harness.metrics import Item, score
+from harness.items import Item
+from harness.metrics import score
 
 try:  # VLMEvalKit present: a real dataset class of it
     from vlmeval.dataset.image_mcq import ImageMCQDataset as _Base

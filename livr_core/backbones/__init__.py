@@ -1,9 +1,13 @@
-"""The backbone registry: names → how to load them and which adapter answers for them.
+"""The backbone registry: names → labels, default sources, and where the loader and adapter live.
 
-Owns `BackboneSpec`, `BACKBONES`, `get_backbone`, `load_backbone` and `BackboneUnavailable`.
-Real backbones load from the Hub id in their spec or from `LoadOptions.source` (a local directory
-or another Hub id of the same family); tiny ones are built in code. An unknown name raises a
-`KeyError` listing the known ones.
+Owns `BackboneSpec`, `BACKBONES`, `TINY_BACKBONES`, `get_backbone`, `load_backbone` and
+`BackboneUnavailable`. Adding a backbone is one entry here plus its adapter file. The registry
+imports no model code: each spec names its loader and adapter as "module:attribute", imported on
+first use, so a config error or `harness run --dry-run` that only needs the names and labels
+answers at once (importing transformers' model classes takes seconds). Real backbones load from
+the Hub id in their spec or from `LoadOptions.source` (a local directory or another Hub id of the
+same family); tiny ones are built in code. An unknown name raises a `KeyError` listing the known
+ones. The adapter, model and processor types are in `livr_core.backbones.base`.
 
 Before anything is loaded, the source is resolved (`BackboneSpec.resolve_source`) so that a
 missing checkpoint fails at once with what to do, instead of after a minute of Hub retries: a
@@ -20,48 +24,53 @@ models folder: the backbone's name or the Hub repository's (`Qwen2.5-VL-3B-Instr
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-from transformers import Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration
+from livr_core.configs import LoadOptions
 
-from livr_core.backbones.base import Backbone, BackboneAdapter, LoadOptions, unwrap
-from livr_core.backbones.llava_ov import (
-    LlavaOneVision15Adapter,
-    RemoteCodeNotAllowed,
-    load_llava_onevision_15,
-)
-from livr_core.backbones.qwen import QwenVLAdapter, load_qwen_vl
-from livr_core.backbones.tiny import (
-    TinySize,
-    build_tiny_llava,
-    build_tiny_qwen2_5_vl,
-    build_tiny_qwen3_vl,
-)
+if TYPE_CHECKING:
+    from livr_core.backbones.base import Backbone, BackboneAdapter
 
-Loader = Callable[[str | None, LoadOptions], tuple[nn.Module, Any]]
+
+def _resolve(ref: str) -> Any:
+    """The attribute `ref` ("module:attribute") names, importing its module."""
+    module, _, attribute = ref.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """One registry entry: default source, loader and adapter of a backbone."""
+    """One registry entry: report label, default source, loader and adapter of a backbone.
+
+    `loader` is "module:function": `(source, options) -> (model, processor)` for a checkpoint,
+    `(options) -> (model, processor)` for a backbone built in code (`default_source` None).
+    `adapter_class` is "module:Class" of its `BackboneAdapter`."""
 
     name: str
+    label: str  # in reports: the paper's name of the model
     default_source: str | None  # Hub id; None for backbones built in code
-    loader: Loader  # (source, options) -> (model, processor)
-    adapter: BackboneAdapter
+    loader: str
+    adapter_class: str
+
+    @property
+    def adapter(self) -> BackboneAdapter:
+        return _resolve(self.adapter_class)()
 
     def load(self, options: LoadOptions | None = None) -> Backbone:
+        from livr_core.backbones.base import Backbone
+
         options = options or LoadOptions()
         source = options.source or self.default_source
         if source is not None:
             source = self.resolve_source(source)
             options = replace(options, source=source)
-        model, processor = self.loader(source, options)
+        loader = _resolve(self.loader)
+        model, processor = (loader(options) if self.default_source is None
+                            else loader(source, options))
         return Backbone(name=self.name, model=model, processor=processor, adapter=self.adapter)
 
     def local_names(self) -> tuple[str, ...]:
@@ -130,41 +139,27 @@ def _hub_source(name: str, repo: str) -> str:
         ) from None
 
 
-def _tiny(builder: Callable[..., tuple[nn.Module, Any]]) -> Loader:
-    return lambda source, options: builder(options)
-
-
+_QWEN, _TINY = "livr_core.backbones.qwen", "livr_core.backbones.tiny"
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
-        BackboneSpec(
-            "qwen2.5-vl-3b",
-            "Qwen/Qwen2.5-VL-3B-Instruct",
-            lambda src, opt: load_qwen_vl(Qwen2_5_VLForConditionalGeneration, src, opt),
-            QwenVLAdapter(),
-        ),
-        BackboneSpec("qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct", lambda src, opt: load_qwen_vl(Qwen2_5_VLForConditionalGeneration, src, opt), QwenVLAdapter()),
-        BackboneSpec(
-            "qwen2.5-vl-7b",
-            "Qwen/Qwen2.5-VL-7B-Instruct",
-            lambda src, opt: load_qwen_vl(Qwen2_5_VLForConditionalGeneration, src, opt),
-            QwenVLAdapter(),
-        ),
-        BackboneSpec(
-            "qwen3-vl-4b",
-            "Qwen/Qwen3-VL-4B-Instruct",
-            lambda src, opt: load_qwen_vl(Qwen3VLForConditionalGeneration, src, opt),
-            QwenVLAdapter(),
-        ),
-        BackboneSpec(
-            "llava-onevision-1.5-4b",
-            "lmms-lab/LLaVA-OneVision-1.5-4B-Instruct",
-            load_llava_onevision_15,
-            LlavaOneVision15Adapter(),
-        ),
-        BackboneSpec("tiny-qwen2.5-vl", None, _tiny(build_tiny_qwen2_5_vl), QwenVLAdapter()),
-        BackboneSpec("tiny-qwen3-vl", None, _tiny(build_tiny_qwen3_vl), QwenVLAdapter()),
-        BackboneSpec("tiny-llava", None, _tiny(build_tiny_llava), BackboneAdapter()),
+        BackboneSpec("qwen2.5-vl-3b", "Qwen2.5-VL-3B", "Qwen/Qwen2.5-VL-3B-Instruct",
+                     f"{_QWEN}:load_qwen2_5_vl", f"{_QWEN}:QwenVLAdapter"),
+        BackboneSpec("qwen2.5-vl-7b", "Qwen2.5-VL-7B", "Qwen/Qwen2.5-VL-7B-Instruct",
+                     f"{_QWEN}:load_qwen2_5_vl", f"{_QWEN}:QwenVLAdapter"),
+        BackboneSpec("qwen3-vl-4b", "Qwen3-VL-4B", "Qwen/Qwen3-VL-4B-Instruct",
+                     f"{_QWEN}:load_qwen3_vl", f"{_QWEN}:QwenVLAdapter"),
+        BackboneSpec("llava-onevision-1.5-4b", "LLaVA-OV-1.5-4B",
+                     "lmms-lab/LLaVA-OneVision-1.5-4B-Instruct",
+                     "livr_core.backbones.llava_ov:load_llava_onevision_15",
+                     "livr_core.backbones.llava_ov:LlavaOneVision15Adapter"),
+        # Tiny random-initialised backbones built in code: tests and the demo.
+        BackboneSpec("tiny-qwen2.5-vl", "tiny-Qwen2.5-VL", None,
+                     f"{_TINY}:build_tiny_qwen2_5_vl", f"{_QWEN}:QwenVLAdapter"),
+        BackboneSpec("tiny-qwen3-vl", "tiny-Qwen3-VL", None,
+                     f"{_TINY}:build_tiny_qwen3_vl", f"{_QWEN}:QwenVLAdapter"),
+        BackboneSpec("tiny-llava", "tiny-LLaVA", None, f"{_TINY}:build_tiny_llava",
+                     "livr_core.backbones.base:BackboneAdapter"),
     )
 }
 TINY_BACKBONES: tuple[str, ...] = tuple(n for n in BACKBONES if n.startswith("tiny-"))
@@ -188,14 +183,8 @@ def load_backbone(name: str, options: LoadOptions | None = None) -> Backbone:
 __all__ = [
     "BACKBONES",
     "TINY_BACKBONES",
-    "Backbone",
-    "BackboneAdapter",
     "BackboneSpec",
     "BackboneUnavailable",
-    "LoadOptions",
-    "RemoteCodeNotAllowed",
-    "TinySize",
     "get_backbone",
     "load_backbone",
-    "unwrap",
 ]

@@ -28,8 +28,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from livr_core.configs import LoadOptions  # noqa: F401  (re-exported: its old home)
-
 # The seven linear maps of each decoder layer, only under the language model: Qwen2.5-VL's vision
 # MLP reuses gate/up/down_proj, so a bare name list would put LoRA on the vision tower too.
 LANGUAGE_MODEL_LORA_REGEX = (

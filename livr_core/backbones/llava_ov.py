@@ -24,7 +24,7 @@ from typing import Any
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedConfig
 
-from livr_core.backbones.base import BackboneAdapter, LoadOptions, unwrap
+from livr_core.backbones.base import BackboneAdapter, unwrap
 from livr_core.backbones.llava_ov_model import (
     CHECKPOINT_KEY_MAP,
     MODEL_TYPE,
@@ -32,6 +32,7 @@ from livr_core.backbones.llava_ov_model import (
     LlavaOnevision15ForConditionalGeneration,
 )
 from livr_core.backbones.qwen import load_pil_processor, thw_grids
+from livr_core.configs import LoadOptions
 
 logger = logging.getLogger(__name__)
 

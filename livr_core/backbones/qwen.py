@@ -1,6 +1,6 @@
 """Qwen2.5-VL and Qwen3-VL: their adapter (M-RoPE positions) and Hub / local-directory loading.
 
-Owns `QwenVLAdapter`, `load_qwen_vl`, `thw_grids` (image token grids), and the loading of Qwen-style processors that
+Owns `QwenVLAdapter`, `load_qwen_vl` (with the registry's `load_qwen2_5_vl` / `load_qwen3_vl`), `thw_grids` (image token grids), and the loading of Qwen-style processors that
 LLaVA-OneVision-1.5 shares (`load_pil_processor`, `image_processor_size`: the PIL image backend
 pinned, the pixel budget applied). Both families share the answers: `<|image_pad|>` is the image
 token, the model takes `pixel_values`, `image_grid_thw` and `mm_token_type_ids`, and position ids
@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from transformers import AutoImageProcessor, AutoProcessor
 
-from livr_core.backbones.base import BackboneAdapter, LoadOptions, unwrap
+from livr_core.backbones.base import BackboneAdapter, unwrap
+from livr_core.configs import LoadOptions
 
 
 class QwenVLAdapter(BackboneAdapter):
@@ -100,6 +101,20 @@ def load_pil_processor(source: str, options: LoadOptions, trust_remote_code: boo
     processor = AutoProcessor.from_pretrained(source, **remote)
     processor.image_processor = image_processor
     return processor
+
+
+def load_qwen2_5_vl(source: str, options: LoadOptions) -> tuple[nn.Module, Any]:
+    """Qwen2.5-VL (3B, 7B) from `source`: the registry's loader."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    return load_qwen_vl(Qwen2_5_VLForConditionalGeneration, source, options)
+
+
+def load_qwen3_vl(source: str, options: LoadOptions) -> tuple[nn.Module, Any]:
+    """Qwen3-VL (4B) from `source`: the registry's loader."""
+    from transformers import Qwen3VLForConditionalGeneration
+
+    return load_qwen_vl(Qwen3VLForConditionalGeneration, source, options)
 
 
 def load_qwen_vl(model_class: type, source: str, options: LoadOptions) -> tuple[nn.Module, Any]:

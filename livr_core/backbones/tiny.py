@@ -39,8 +39,8 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-from livr_core.backbones.base import LoadOptions
 from livr_core.backbones.qwen import image_processor_size
+from livr_core.configs import LoadOptions
 from livr_core.tokenizer import build_tiny_tokenizer
 
 

@@ -10,7 +10,7 @@ import pytest
 import builders.build as build_mod
 from builders.cli import main
 from builders.io import read_manifest, split_dir
-from builders.registry import get_task
+from builders.registry import get_task, load_registry
 from builders.splitting import assign_split
 
 
@@ -89,7 +89,7 @@ def test_corrupt_image_is_skipped_and_counted(mini_sources, tmp_path):
     src = tmp_path / "coco"
     shutil.copytree(mini_sources["coco"], src)
     fractions = get_task("jigsaw").params["split_fractions"]
-    owned = [p for p in sorted(src.glob("*2017/*.jpg")) if assign_split(p.stem, fractions, 42) == "train"]
+    owned = [p for p in sorted(src.glob("*2017/*.jpg")) if assign_split(p.stem, fractions, load_registry().defaults.seed) == "train"]
     for v in owned[:3]:
         v.write_bytes(v.read_bytes()[:200])  # truncated JPEG
     n = len(owned) - 3  # forces the builder to visit every owned image

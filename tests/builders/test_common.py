@@ -15,6 +15,8 @@ from builders.registry import load_registry
 
 from .conftest import build_split
 
+SEED = load_registry().defaults.seed  # what the `built` fixture builds with
+
 N = {"train": 6, "val": 2, "test": 2}
 
 
@@ -99,7 +101,7 @@ def test_same_seed_is_byte_identical_and_seeds_differ(built, mini_sources, tmp_p
     out, _ = built
     split = "train"
     again = tmp_path / "again"
-    build_split(task, split, mini_sources[source], again, N[split], seed=42)
+    build_split(task, split, mini_sources[source], again, N[split], seed=SEED)
     first, second = split_dir(out, task, split), split_dir(again, task, split)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
@@ -109,7 +111,7 @@ def test_same_seed_is_byte_identical_and_seeds_differ(built, mini_sources, tmp_p
     assert (out / task / "README.md").is_file() and (again / task / "README.md").is_file()
     other = build_split(task, split, mini_sources[source], tmp_path / "other", N[split], seed=7)
     assert [r.images for r in other] != [r.images for r in build_split(
-        task, split, mini_sources[source], tmp_path / "third", N[split], seed=42)]
+        task, split, mini_sources[source], tmp_path / "third", N[split], seed=SEED)]
 
 
 @pytest.mark.parametrize("task,source,splits", BALANCED, ids=[c[0] for c in BALANCED])

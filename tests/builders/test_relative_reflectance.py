@@ -28,6 +28,7 @@ from .conftest import build_split
 
 TASK = "relative_reflectance"
 PARAMS = load_registry().resolve(TASK).params
+SEED = load_registry().defaults.seed  # the fixtures' builds use it
 N_TRAIN, N_VAL = 40, 20
 
 
@@ -187,7 +188,7 @@ def test_test_scenes_and_scenes_without_albedo(built, mini_sources):
             assert prefix not in r.source
         m = read_manifest(split_dir(out, TASK, split))
         assert m["rejected"]["test_scene"] == len(test_scenes)  # once per scene, not per image
-        owned = [n for n in no_albedo if assign_split(n, PARAMS["split_fractions"], 42) == split]
+        owned = [n for n in no_albedo if assign_split(n, PARAMS["split_fractions"], SEED) == split]
         assert m["rejected"].get("no_albedo", 0) == len(owned)
     assert any(read_manifest(split_dir(out, TASK, s))["rejected"].get("no_albedo") for s in records)
 
@@ -197,7 +198,7 @@ def test_each_scene_in_one_split(built):
     scenes = {split: {r.source_dict["scene"] for r in rs} for split, rs in records.items()}
     assert scenes["train"] and scenes["val"] and not scenes["train"] & scenes["val"]
     for split, names in scenes.items():
-        assert all(assign_split(n, PARAMS["split_fractions"], 42) == split for n in names)
+        assert all(assign_split(n, PARAMS["split_fractions"], SEED) == split for n in names)
     # several scenes and directions really are used, one example per (scene, direction)
     keys = [(r.source_dict["scene"], r.source_dict["direction"]) for r in records["train"]]
     assert len(set(keys)) == len(keys) and len(scenes["train"]) >= 3
@@ -300,8 +301,8 @@ def test_bad_albedo_is_counted_once_per_scene(mini_sources, tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:40])
     square = root / mini.SCENES["fixture_scene5"][1][1] / "albedo.png"
     Image.new("RGB", (100, 100), (128, 128, 128)).save(square)
-    assert assign_split("fixture_scene1", PARAMS["split_fractions"], 42) == "train"
-    assert assign_split("fixture_scene5", PARAMS["split_fractions"], 42) == "train"
+    assert assign_split("fixture_scene1", PARAMS["split_fractions"], SEED) == "train"
+    assert assign_split("fixture_scene5", PARAMS["split_fractions"], SEED) == "train"
     records = build_split(TASK, "train", root, tmp_path / "out", 30)
     assert not {"fixture_scene1", "fixture_scene5"} & {r.source_dict["scene"] for r in records}
     m = read_manifest(split_dir(tmp_path / "out", TASK, "train"))

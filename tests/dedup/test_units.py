@@ -160,7 +160,8 @@ def test_config_names_missing_and_unknown_keys(tmp_path, monkeypatch):
     path.write_text(bad)
     with pytest.raises(RegistryError) as exc:
         load_config(load_registry(path))
-    assert "lacks top_k" in str(exc.value) and "unknown keys top_k_typo" in str(exc.value)
+    assert "[dedup] top_k_typo: unknown key; valid keys: model" in str(exc.value)
+    assert "[dedup] lacks top_k; add it" in str(exc.value) and f"{path}, line " in str(exc.value)
     assert dataclasses.asdict(load_config())["rules"]["phash_max"] == CFG.rules.phash_max
 
 

@@ -16,7 +16,8 @@ from harness.benchmarks import (
     point_in_polygon,
     vigorl_string_match,
 )
-from harness.metrics import Item, Scored, random_baseline, score, task_metrics
+from harness.items import Item, Scored
+from harness.metrics import random_baseline, score, task_metrics
 from harness.parsing import parse_yes_no
 
 

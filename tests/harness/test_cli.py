@@ -104,6 +104,104 @@ def test_missing_built_splits(tmp_path: Path, capsys):
     assert not runs.exists()
 
 
+def _commands(out: str, tool: str) -> list[list[str]]:
+    return [line.split()[1:] for line in out.splitlines() if line.startswith(f"  {tool} ")]
+
+
+def test_dry_run_before_any_data_prints_the_plan_and_the_commands(tmp_path: Path, capsys):
+    """Nothing built: every cell is planned at tasks.toml's sizes, each split the table needs
+    is listed with the build-task command that makes it (raw data at /data/<source>), then the
+    dedup runs; every printed command parses with its tool's own parser; exit 0."""
+    from builders.cli import build_parser
+    from builders.registry import load_registry
+    from dedup.cli import build_parser as dedup_parser
+
+    built, runs = tmp_path / "built", tmp_path / "runs"
+    assert main(_args(built, runs, "--tasks", "localization", "counting", "--dry-run")) == 0
+    out = capsys.readouterr().out
+    assert "14 cells, executor livr" in out
+    cells = [x for x in out.splitlines() if x.startswith("qwen3-vl-4b ")]
+    assert len(cells) == 14 and all(" no data " in x for x in cells)
+    livr = next(x for x in cells if "localization" in x and " livr " in x).split()
+    registry = load_registry()
+    train = registry.resolve("localization").size("train")
+    assert livr[-4:-2] == ["10", str(train)]  # 4 + 6 epochs over the paper's 1,000
+    builds = _commands(out, "build-task")
+    assert sorted((c[0], c[2]) for c in builds) == sorted(
+        (t, s) for t in ("localization", "counting") for s in ("train", "val", "test"))
+    assert ["localization", "--split", "train", "--source-root", "/data/coco", "--out",
+            str(built)] in builds
+    assert ["localization", "--split", "test", "--source-root", "/data/blink", "--out",
+            str(built)] in builds  # BLINK-sourced test split
+    assert ["counting", "--split", "test", "--source-root", "/data/pixmo", "--out",
+            str(built)] in builds
+    for command in builds:
+        args = build_parser().parse_args(command)
+        assert registry.resolve(args.task).source_for(args.split) == args.source_root.name
+    dedups = _commands(out, "dedup")
+    assert dedups == [
+        ["--against", "blink", "--built", str(built), "--tasks", "localization",
+         "--source-root", "/data"],  # Localization draws boxes: its raw images compared too
+        ["--against", "pixmo", "--built", str(built), "--tasks", "counting"]]
+    for command in dedups:
+        dedup_parser().parse_args(command)
+    assert not runs.exists() and not built.exists()  # a dry run writes nothing
+
+
+def test_dry_run_lists_only_what_is_missing(built: Path, tmp_path: Path, capsys):
+    import shutil
+
+    shutil.rmtree(built / "localization" / "val")
+    runs = tmp_path / "runs"
+    assert main(_args(built, runs, "--tasks", "localization", "counting", "--executor", "oracle",
+                      "--dry-run")) == 0
+    out = capsys.readouterr().out
+    status = {tuple(x.split()[1:3]): x.split()[3] for x in out.splitlines()
+              if x.startswith("qwen3-vl-4b ")}
+    assert status[("localization", "zero_shot")] == "new"  # needs the test split only
+    assert status[("localization", "livr")] == "no"  # "no data": best checkpoint needs val
+    assert status[("counting", "livr")] == "new"
+    assert _commands(out, "build-task") == [
+        ["localization", "--split", "val", "--source-root", "/data/coco", "--out", str(built)]]
+    assert [c[:2] for c in _commands(out, "dedup")] == [["--against", "blink"]]
+    shard = next((built / "counting" / "train").glob("data-*.parquet"))
+    shard.write_bytes(shard.read_bytes() + b"x")  # no longer the shard its manifest records
+    assert main(_args(built, runs, "--tasks", "counting", "--executor", "oracle",
+                      "--dry-run")) == 0
+    assert _commands(capsys.readouterr().out, "build-task") == [
+        ["counting", "--split", "train", "--source-root", "/data/pixmo", "--out", str(built),
+         "--overwrite"]]  # the damaged split is there: it is rebuilt in place
+    assert main(_args(built, runs, "--tasks", "localization", "--executor", "oracle")) == 2
+    err = capsys.readouterr().err  # without --dry-run: refused, with the same command
+    assert "build-task localization --split val --source-root /data/coco" in err
+
+
+def test_plain_flags_set_the_executor_options(built: Path, tmp_path: Path, capsys):
+    from harness.cli import _executor_options, _parser
+
+    args = _parser().parse_args(_args(built, tmp_path, "--device", "cpu", "--no-progress"))
+    assert _executor_options(args) == {"device": "cpu", "progress": "false"}
+    same = _parser().parse_args(_args(built, tmp_path, "--device", "cpu",
+                                      "--executor-opt", "device=cpu"))
+    assert _executor_options(same) == {"device": "cpu"}
+    auto = _parser().parse_args(_args(built, tmp_path, "--device", "auto"))
+    assert _executor_options(auto) == {}  # auto: the executor's own default
+    assert main(_args(built, tmp_path / "runs", "--device", "cuda", "--executor-opt",
+                      "device=cpu", "--dry-run")) == 2
+    assert "--device and --executor-opt device=cpu disagree" in capsys.readouterr().err
+
+
+def test_seed_changes_every_cell_hash_and_only_when_given(built: Path):
+    from harness.config import load_table
+    from harness.plan import plan_cells
+
+    base = {c.key: c.hash for c in plan_cells(load_table("3"), built, {"name": "oracle"})}
+    same = plan_cells(load_table("3", {"seed": 42}), built, {"name": "oracle"})
+    other = plan_cells(load_table("3", {"seed": 7}), built, {"name": "oracle"})
+    assert {c.key: c.hash for c in same} == base
+    assert all(c.hash != base[c.key] and c.config.seed == 7 for c in other)
+
+
 def test_config_change_refused_before_running(built: Path, tmp_path: Path, capsys):
     runs = tmp_path / "runs"
     base = _args(built, runs, "--executor", "oracle", "--tasks", "localization")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, load_table, table_names
+from harness.config import load_table, table_names
+from harness.errors import ConfigError
 
 NINE = [
     "counting", "jigsaw", "localization", "visual_correspondence", "art_style",
@@ -79,7 +80,7 @@ def test_overrides_filter_sections():
     ("1", {"backbones": ["qwen4"]}, "unknown backbone 'qwen4'; valid: qwen2.5-vl-3b, qwen2.5-vl-7b, qwen3-vl-4b"),
     ("1", {"tasks": ["jigsw"]}, r"unknown task 'jigsw'; valid .*jigsaw.*correspondence \(spair\)"),
     ("1", {"methods": ["lvr"]}, "unknown method 'lvr'; valid methods: zero_shot, direct_sft"),
-    ("1", {"backbone": ["x"]}, "unknown override.*backbone; valid: backbones, tasks, methods"),
+    ("1", {"backbone": ["x"]}, "unknown override.*backbone; valid overrides: backbones, tasks, methods"),
     ("1", {"epochs": 0}, "--epochs must be >= 1"),
     ("1", {"epochs": 1}, "too few for 'livr'"),
     ("1", {"limit": 0}, "--limit must be >= 1"),
@@ -103,7 +104,7 @@ LIVR = GRID + 'methods = ["livr"]\n'
 @pytest.mark.parametrize(("text", "message"), [
     (LIVR + "epoch = 3\n", "unknown key.*epoch; valid keys: title, training, mixture, checkpoint"),
     (LIVR + "[method_overrides.livr]\nlatent = 8\n",
-     "unknown method field.*latent for 'livr'; valid fields: .*latents"),
+     "method 'livr': unknown field\\(s\\) latent; valid fields: .*latents"),
     (LIVR + "[method_overrides.lvr]\nlatents = 8\n", "unknown method 'lvr'"),
     (LIVR + 'checkpoint = "last"\n', "unknown checkpoint 'last'; valid: best, final"),
     (LIVR + 'training = "mixture"\n', "`mixture`"),

@@ -28,6 +28,7 @@ ERROR_TEXT = re.compile(r"Traceback|Logging error|\bError\b|\bERROR\b|Exception"
 MARGIN = 15.0  # points above chance and zero-shot that make learning "clearly" visible
 
 
+# 35-55 s on 2 idle cores (the whole quick demo), shared by the tests marked slow; CI runs them
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "livr-demo"
@@ -44,6 +45,7 @@ def _values(out, method: str) -> dict:
     return {task: v["ours"] for task, v in row["values"].items()}
 
 
+@pytest.mark.slow
 def test_every_step_succeeds_with_a_live_status(ran):
     assert ran["rc"] == 0, ran["printed"]
     for step in demo.STEPS:
@@ -55,6 +57,7 @@ def test_every_step_succeeds_with_a_live_status(ran):
     assert any("stage" in x for x in status)  # the shards' training progress
 
 
+@pytest.mark.slow
 def test_no_log_holds_error_text(ran):
     logs = sorted((ran["out"] / "logs").glob("*.log"))
     assert [p.stem for p in logs] == sorted(demo.STEPS)
@@ -68,6 +71,7 @@ def test_no_log_holds_error_text(ran):
     assert "[shard 0]" in table and "[shard 1]" in table and "done: counting" in table
 
 
+@pytest.mark.slow
 def test_learning_is_visible_in_table_1(ran):
     out = ran["out"]
     chance = _values(out, "Random choice")["counting"]
@@ -83,6 +87,7 @@ def test_learning_is_visible_in_table_1(ran):
     assert {m["lr"] for m in trained if m["finetune"] != "none"} == {demo.QUICK.lr}
 
 
+@pytest.mark.slow
 def test_the_table_is_printed_as_text_and_explained(ran):
     printed = ran["printed"]
     assert "Table 1: single-task accuracy (%)" in printed
@@ -96,6 +101,7 @@ def test_the_table_is_printed_as_text_and_explained(ran):
     assert "What these numbers mean:" in (ran["out"] / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_splits_dedup_and_diagnostics_are_written(ran):
     out = ran["out"]
     nine = set(load_table("1").tasks)  # `build-task all` builds the other tasks' splits too

@@ -20,9 +20,10 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from harness.cli import main
-from harness.config import ConfigError
 from harness.diagnose import CONDITIONS, DiagnoseConfig, format_summary, tsne_records
-from harness.modeling import ModelOptions, generate_answers
+from harness.errors import ConfigError
+from harness.modeling import generate_answers
+from harness.options import ModelOptions
 from harness.paper import DIAGNOSTICS
 from harness.run_folder import SplitData, load_run
 from harness.samples import to_samples

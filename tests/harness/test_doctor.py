@@ -68,7 +68,7 @@ def test_doctor_fails_at_once_without_a_checkpoint(tmp_path: Path, monkeypatch, 
 def test_doctor_reports_a_leaking_bottleneck_and_an_ignored_budget(tmp_path: Path, monkeypatch,
                                                                    capsys) -> None:
     from livr_core.backbones import tiny
-    from livr_core.masks import RULES, MaskRules, MaskVariant
+    from livr_core.configs import RULES, MaskRules, MaskVariant
 
     monkeypatch.setitem(RULES, MaskVariant.BOTTLENECK, MaskRules())  # the mask bars nothing
     monkeypatch.setattr(tiny, "image_processor_size", lambda current, options: None)

@@ -11,8 +11,8 @@ from PIL import Image
 
 from harness.config import load_table
 from harness.figures import plt, texts_outside, wrapped
-from harness.mechanism import MechanismConfig, MechanismResult, MethodResult
-from harness.plot import mechanism_figure, report_figure
+from harness.mechanism import MechanismConfig, MechanismResult, MethodResult, mechanism_figure
+from harness.plot import report_figure
 from harness.report import build_report
 from harness.visualize import overlay_figure, tsne_figure
 from tests.harness.test_report import fake_store

@@ -12,7 +12,8 @@ import pytest
 from builders import miniature
 from builders.cli import main as build_task
 from harness.cli import main as harness
-from harness.config import ConfigError, load_table
+from harness.config import load_table
+from harness.errors import ConfigError
 from harness.plan import plan_cells
 from harness.report import build_report, render_csv, render_json, render_text
 from harness.store import RunStore

@@ -19,7 +19,8 @@ from builders.cli import main as build_task
 from builders.io import read_split, split_dir
 from builders.miniature import write_all
 from harness.cli import main as harness
-from harness.metrics import Item, score
+from harness.items import Item
+from harness.metrics import score
 
 TASKS = ("counting", "jigsaw", "visual_correspondence", "relative_reflectance")
 

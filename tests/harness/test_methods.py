@@ -7,7 +7,8 @@ from dataclasses import fields
 
 import pytest
 
-from harness.methods import LIVR, METHODS, MethodError, MethodSpec, get_method, scale_epochs
+from harness.errors import MethodError
+from harness.methods import LIVR, METHODS, MethodSpec, get_method, scale_epochs
 
 
 def _diff(name: str) -> dict:

@@ -6,15 +6,8 @@ from __future__ import annotations
 import pytest
 
 from builders.registry import load_registry
-from harness.metrics import (
-    FAIL,
-    Item,
-    constant_baseline,
-    macro_mean,
-    random_baseline,
-    score,
-    task_metrics,
-)
+from harness.items import Item, macro_mean
+from harness.metrics import FAIL, constant_baseline, random_baseline, score, task_metrics
 from harness.paper import RANDOM_CHOICE
 
 

@@ -8,8 +8,8 @@ import pytest
 from builders.registry import load_registry
 from harness.config import load_table, table_names
 from harness.methods import METHODS
-from harness.names import BACKBONES
 from harness.paper import DIAGNOSTICS, PAPER, paper_scores
+from livr_core.backbones import BACKBONES
 
 
 @pytest.mark.parametrize("key", [k for k, v in PAPER.items() if "mean" in v])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, load_table
+from harness.config import load_table
+from harness.errors import ConfigError
 from harness.plan import MissingSplitsError, parse_shard, plan_cells, shard_cells
 from tests.harness.fakes import write_built
 

@@ -10,21 +10,15 @@ import pytest
 
 from builders.registry import load_registry
 from harness.cells import CellConfig
-from harness.config import ConfigError, load_table
+from harness.config import load_table
+from harness.errors import ConfigError, ProtocolError
 from harness.executor import CellData
 from harness.methods import get_method
 from harness.options import ModelOptions
 from harness.plan import plan_cells
-from harness.protocol import (
-    BLINK_DISCLAIMER,
-    LMMS_EVAL_COUNT,
-    LMMS_EVAL_MCQ,
-    ProtocolError,
-    ZeroShotProtocol,
-    generation_options,
-    generation_samples,
-)
+from harness.protocol import BLINK_DISCLAIMER, LMMS_EVAL_COUNT, LMMS_EVAL_MCQ, ZeroShotProtocol
 from harness.run_folder import read_cell
+from harness.samples import generation_options, generation_samples
 from harness.store import RunStore
 from tests.harness.image_splits import write_image_splits
 

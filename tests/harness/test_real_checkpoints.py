@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.modeling import load_model
 from harness.options import ModelOptions
 from harness.run_folder import load_run

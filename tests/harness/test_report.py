@@ -12,7 +12,9 @@ import pytest
 from builders.registry import LETTERS, load_registry
 from harness.cells import CellConfig
 from harness.config import TableConfig, load_table
-from harness.metrics import Scored, macro_mean, task_metrics
+from harness.items import Scored, macro_mean
+from harness.metrics import task_metrics
+from harness.publish import write_reports
 from harness.report import (
     build_report,
     render_csv,
@@ -20,7 +22,6 @@ from harness.report import (
     render_latex,
     render_markdown,
     render_text,
-    write_reports,
 )
 from harness.store import RunStore
 

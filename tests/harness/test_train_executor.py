@@ -20,10 +20,12 @@ from safetensors.torch import load_file
 from threadpoolctl import threadpool_limits
 
 from harness.cli import main
-from harness.config import ConfigError, load_table
+from harness.config import load_table
+from harness.errors import ConfigError
 from harness.executor import executor_identity, make_executor
 from harness.methods import get_method
-from harness.modeling import ModelOptions, prepare
+from harness.modeling import prepare
+from harness.options import ModelOptions
 from harness.plan import Cell, plan_cells
 from harness.run_folder import FolderStore, single_cell
 from harness.runner import run_cells
@@ -203,7 +205,7 @@ def test_validation_is_scored_like_the_test(built: Path, tmp_path: Path, capsys)
      "unknown backbone 'tiny-qwen9'; valid:"),
     (["eval", "no-such-run"], "is not a run folder"),
     (["train", "--backbone", BACKBONE, "--task", "jigsaw", "--method", "livr", "--out", "x",
-      "--executor-opt", "colour=red"], "unknown executor option(s) colour; valid: source"),
+      "--executor-opt", "colour=red"], "unknown executor option(s) colour; valid executor options: source"),
     (["eval", "x", "--executor-opt", "batch_size=many"], "batch_size='many': expected int"),
 ])
 def test_bad_input_is_refused_before_anything_runs(args, message, tmp_path, monkeypatch, capsys):

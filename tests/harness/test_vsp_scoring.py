@@ -10,7 +10,8 @@ import pytest
 
 from builders.registry import get_task
 from builders.vsp_maps import VspMap, simulate
-from harness.metrics import Item, score, task_metrics
+from harness.items import Item
+from harness.metrics import score, task_metrics
 
 # S at (0,0), holes at (0,1) and (1,1), goal at (2,2): shortest plans DDRR (the only one)
 MAP = VspMap.from_desc(["SHF", "FHF", "FFG"])

@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
-from livr_core.backbones import TINY_BACKBONES, Backbone, load_backbone
-from livr_core.encoding import Encoder, EncodingConfig
-from livr_core.latents import LatentConfig, LatentTokens, add_latent_tokens
+from livr_core.backbones import TINY_BACKBONES, load_backbone
+from livr_core.backbones.base import Backbone
+from livr_core.configs import EncodingConfig, LatentConfig
+from livr_core.encoding import Encoder
+from livr_core.latents import LatentTokens, add_latent_tokens
 from tests.livr_core.samples import K
 
 Prepared = tuple[Backbone, LatentTokens, Encoder]

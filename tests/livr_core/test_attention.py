@@ -13,8 +13,8 @@ from livr_core.attention import (
     mean_attention,
 )
 from livr_core.backbones.base import unwrap
+from livr_core.configs import MaskRules, MaskVariant
 from livr_core.encoding import Sample
-from livr_core.masks import MaskRules, MaskVariant
 from livr_core.model_inputs import forward_inputs
 from livr_core.token_types import TEXT_TYPES, TokenType
 from tests.livr_core.samples import random_image, two_image_sample

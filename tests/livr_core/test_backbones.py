@@ -3,6 +3,7 @@ remote-code opt-in: test_llava_ov15.py)."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -10,14 +11,10 @@ import pytest
 import torch
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-from livr_core.backbones import (
-    BACKBONES,
-    BackboneUnavailable,
-    LoadOptions,
-    RemoteCodeNotAllowed,
-    get_backbone,
-    load_backbone,
-)
+from livr_core.backbones import BACKBONES, BackboneUnavailable, get_backbone, load_backbone
+from livr_core.backbones.base import BackboneAdapter
+from livr_core.backbones.llava_ov import RemoteCodeNotAllowed
+from livr_core.configs import LoadOptions
 
 
 def test_unknown_backbone_lists_the_known_ones() -> None:
@@ -25,6 +22,17 @@ def test_unknown_backbone_lists_the_known_ones() -> None:
         get_backbone("qwen9-vl")
     for name in BACKBONES:
         assert name in str(error.value)
+
+
+def test_every_entry_names_an_importable_loader_and_adapter() -> None:
+    # The registry names them as "module:attribute" (imported on first load, so listing the
+    # backbones costs no model import): a typo there would only show when that backbone loads.
+    for spec in BACKBONES.values():
+        module, _, function = spec.loader.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), spec.name
+        assert isinstance(spec.adapter, BackboneAdapter), spec.name
+    assert type(get_backbone("qwen3-vl-4b").adapter).__name__ == "QwenVLAdapter"
+    assert type(get_backbone("tiny-llava").adapter) is BackboneAdapter
 
 
 def test_remote_code_backbone_refuses_without_opt_in(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from livr_core.encoding import IGNORE_INDEX, EncodingConfig, Sample
+from livr_core.configs import EncodingConfig
+from livr_core.encoding import IGNORE_INDEX, Sample
 from livr_core.token_types import TokenType
 from tests.livr_core.samples import PROMPT, K, random_image, two_image_sample
 

@@ -11,10 +11,11 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from livr_core.backbones import unwrap
+from livr_core.backbones.base import unwrap
+from livr_core.configs import FinetuneConfig, GenerationConfig
 from livr_core.export import LIVR_INFO, export_pretrained, read_livr_info, vllm_layout_problems
-from livr_core.inference import GenerationConfig, generate
-from livr_core.lora import FinetuneConfig, apply_finetuning
+from livr_core.inference import generate
+from livr_core.lora import apply_finetuning
 from tests.livr_core.samples import two_image_sample
 
 NEW_TOKENS = 6

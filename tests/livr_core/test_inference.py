@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from livr_core.configs import GenerationConfig, MaskVariant
 from livr_core.encoding import Sample
-from livr_core.inference import GenerationConfig, generate, score_choices
-from livr_core.masks import MaskVariant
+from livr_core.inference import generate, score_choices
 from livr_core.token_types import TokenType
 from tests.livr_core.samples import random_image, two_image_sample
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from livr_core.backbones import load_backbone
-from livr_core.latents import LatentConfig, add_latent_tokens
+from livr_core.configs import LatentConfig
+from livr_core.latents import add_latent_tokens
 
 
 def test_latents_take_unused_rows_without_resizing(backbone_name: str) -> None:

@@ -25,16 +25,25 @@ from transformers import Qwen2_5_VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from livr_core.attention import eager_attention, mean_attention
-from livr_core.backbones import Backbone, LoadOptions, RemoteCodeNotAllowed, load_backbone
+from livr_core.backbones import load_backbone
+from livr_core.backbones.base import Backbone
+from livr_core.backbones.llava_ov import RemoteCodeNotAllowed
 from livr_core.backbones.llava_ov_model import (
     LlavaOnevision15Config,
     LlavaOnevision15ForConditionalGeneration,
 )
+from livr_core.configs import (
+    FinetuneConfig,
+    GenerationConfig,
+    LatentConfig,
+    LoadOptions,
+    MaskRules,
+    MaskVariant,
+)
 from livr_core.encoding import Encoder, Sample
-from livr_core.inference import GenerationConfig, generate
-from livr_core.latents import LatentConfig, add_latent_tokens
-from livr_core.lora import FinetuneConfig, apply_finetuning
-from livr_core.masks import MaskRules, MaskVariant
+from livr_core.inference import generate
+from livr_core.latents import add_latent_tokens
+from livr_core.lora import apply_finetuning
 from livr_core.model_inputs import forward_inputs
 from livr_core.realconfig.llava_ov15 import checkpoint_config, write_llava_ov15_checkpoint
 from livr_core.token_types import TokenType

@@ -9,9 +9,9 @@ import torch
 from peft import PeftModel
 
 from livr_core.backbones import load_backbone
-from livr_core.latents import LatentConfig, add_latent_tokens
-from livr_core.lora import FinetuneConfig, apply_finetuning, param_groups
-from livr_core.masks import MaskVariant
+from livr_core.configs import FinetuneConfig, LatentConfig, MaskVariant
+from livr_core.latents import add_latent_tokens
+from livr_core.lora import apply_finetuning, param_groups
 from livr_core.model_inputs import forward_inputs
 from tests.livr_core.samples import two_image_sample
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from livr_core.masks import MaskRules, MaskVariant, allowed_attention, to_attention_mask
+from livr_core.configs import MaskRules, MaskVariant
+from livr_core.masks import allowed_attention, to_attention_mask
 from livr_core.token_types import TokenType
 
 T, I, L, A, P = (TokenType.TEXT, TokenType.IMAGE, TokenType.LATENT, TokenType.ANSWER,

@@ -9,12 +9,19 @@ import pytest
 import torch
 
 from livr_core.backbones import load_backbone
-from livr_core.configs import EncodingConfig, FinetuneConfig, LatentConfig, MirageConfig
+from livr_core.configs import (
+    EncodingConfig,
+    FinetuneConfig,
+    GenerationConfig,
+    LatentConfig,
+    MaskVariant,
+    MirageConfig,
+    TrainConfig,
+)
 from livr_core.encoding import IGNORE_INDEX, Encoder, Sample
-from livr_core.inference import GenerationConfig, generate
+from livr_core.inference import generate
 from livr_core.latents import add_latent_tokens
 from livr_core.lora import apply_finetuning
-from livr_core.masks import MaskVariant
 from livr_core.mirage import (
     MirageLatents,
     MirageObjective,
@@ -25,7 +32,7 @@ from livr_core.mirage import (
 )
 from livr_core.model_inputs import forward_inputs, position_ids
 from livr_core.token_types import TokenType
-from livr_core.trainer import TrainConfig, Trainer
+from livr_core.trainer import Trainer
 from tests.livr_core.samples import random_image
 
 K = 4

@@ -21,10 +21,10 @@ from tokenizers import AddedToken
 
 from livr_core.backbones.base import Backbone, BackboneAdapter
 from livr_core.backbones.qwen import load_pil_processor
-from livr_core.configs import LoadOptions
-from livr_core.encoding import Encoder, EncodingConfig, Sample
+from livr_core.configs import EncodingConfig, LoadOptions, MaskVariant
+from livr_core.encoding import Encoder, Sample
 from livr_core.latents import LATENT_TOKEN, LatentTokens
-from livr_core.masks import MaskVariant, allowed_attention
+from livr_core.masks import allowed_attention
 from livr_core.model_inputs import forward_inputs
 from livr_core.realconfig.vocab import qwen_vocab_files
 from livr_core.token_types import TokenType

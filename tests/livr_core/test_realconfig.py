@@ -24,13 +24,13 @@ import transformers
 from PIL import Image
 from safetensors import safe_open
 
-from livr_core.backbones import LoadOptions, load_backbone
+from livr_core.backbones import load_backbone
 from livr_core.backbones.qwen import load_pil_processor
+from livr_core.configs import GenerationConfig, LatentConfig, LoadOptions, MaskVariant
 from livr_core.encoding import Encoder, Sample
-from livr_core.inference import GenerationConfig, generate, stop_token_ids
-from livr_core.latents import LatentConfig, add_latent_tokens
+from livr_core.inference import generate, stop_token_ids
+from livr_core.latents import add_latent_tokens
 from livr_core.lora import apply_finetuning, param_groups
-from livr_core.masks import MaskVariant
 from livr_core.model_inputs import forward_inputs
 from livr_core.realconfig.checkpoints import WRITERS, write_checkpoint
 from livr_core.realconfig.qwen import DATA, QWEN_CHECKPOINTS, reduced_config

@@ -17,14 +17,14 @@ from livr_core.checkpoint import (
     load_trainable,
     read_checkpoint,
 )
+from livr_core.configs import FinetuneConfig, LatentConfig, MaskVariant, TrainConfig
 from livr_core.distributed import Runtime
 from livr_core.encoding import Encoder
-from livr_core.latents import LatentConfig, add_latent_tokens
-from livr_core.lora import FinetuneConfig, apply_finetuning
-from livr_core.masks import MaskVariant
+from livr_core.latents import add_latent_tokens
+from livr_core.lora import apply_finetuning
 from livr_core.model_inputs import forward_inputs
 from livr_core.schedule import lr_at
-from livr_core.trainer import StepInfo, TrainConfig, Trainer, epoch_order
+from livr_core.trainer import StepInfo, Trainer, epoch_order
 from tests.livr_core.samples import K, two_image_sample
 
 ANSWERS = ["(A)", "(B) right", "7", "(A) the left image is brighter", "(C)"]

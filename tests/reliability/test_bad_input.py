@@ -21,7 +21,7 @@ import pytest
 
 from builders.cli import main
 from builders.io import read_manifest, read_split, split_dir
-from builders.registry import DEFAULT_REGISTRY, REGISTRY_ENV, get_task
+from builders.registry import DEFAULT_REGISTRY, REGISTRY_ENV, get_task, load_registry
 from builders.splitting import assign_split
 
 ROOT = Path(__file__).parents[2]
@@ -55,6 +55,16 @@ def _line(path: Path, needle: str) -> int:
      "sizes = { train = 1000, val = -5, test = 150 }\n[tasks.jigsaw.params]", "val = -5",
      "[tasks.jigsaw] sizes val must be a positive integer"),
     ("jpeg_quality = 95", "jpeg_quality = 95 95", "jpeg_quality = 95 95", "not valid TOML"),
+    # builder parameters, checked against the builder's Params when the file is loaded
+    ("canvas_width = 400", "canvas_widht = 400", "canvas_widht = 400",
+     "[tasks.jigsaw.params] canvas_widht: unknown key; valid keys: "),
+    ("jitter_max_tries = 500", "jitter_max_tries = 5.5", "jitter_max_tries = 5.5",
+     "[tasks.localization.params] jitter_max_tries must be int, got 5.5"),
+    ('layout = "large"', "layout = 3", "layout = 3",
+     "[tasks.semantic_correspondence.params] layout must be str, got 3"),
+    ('prompt_style = "lvr"', 'prompt_style = "lvm"', 'prompt_style = "lvm"',
+     "[tasks.blink5.params] prompt_style must be Literal['blink', 'lvr'], got 'lvm'"),
+    ('label = "Loc"', 'lable = "Loc"', 'lable = "Loc"', "[tasks.localization] lable: unknown key"),
 ])
 def test_broken_registry_names_file_line_and_key(tmp_path, monkeypatch, capsys, old, new,
                                                  needle, key):
@@ -83,10 +93,11 @@ def test_a_builder_parameter_missing_from_the_registry_is_named(mini_sources, tm
                      "[tasks.jigsaw.params]" + params.replace(line, "", 1))
     rc = _build("jigsaw", "--split", "train", "--source-root", str(mini_sources["coco"]),
                 "--out", str(tmp_path / "out"), "--n", "2")
-    assert rc == 1
+    assert rc == 2  # refused when the file is loaded, before anything is read or built
     err = capsys.readouterr().err
-    assert f"{path}, line {_line(path, '[tasks.jigsaw.params]')}: [tasks.jigsaw.params]" in err
-    assert "'split_fractions'" in err
+    line = _line(path, "[tasks.jigsaw.params]")
+    assert f"{path}, line {line}: [tasks.jigsaw.params] lacks split_fractions; add it" in err
+    assert not (tmp_path / "out").exists()
 
 
 # ---- COCO ---------------------------------------------------------------------------------------
@@ -265,7 +276,7 @@ def _break_images(mini_sources, tmp_path: Path, broken: int | None) -> tuple[Pat
     shutil.copytree(mini_sources["coco"], coco)
     fractions = get_task("jigsaw").params["split_fractions"]
     owned = [p for p in sorted(coco.glob("*2017/*.jpg"))
-             if assign_split(p.stem, fractions, 42) == "train"]
+             if assign_split(p.stem, fractions, load_registry().defaults.seed) == "train"]
     for p in owned[:broken]:
         p.write_bytes(p.read_bytes()[:200])
     return coco, owned
@@ -289,3 +300,19 @@ def test_skipped_images_are_named_in_the_log(mini_sources, tmp_path, caplog):
         assert caplog.text.count(f"skipped image {path} ") == 1, caplog.text
     manifest = read_manifest(split_dir(tmp_path / "out", "jigsaw", "train"))
     assert manifest["rejected"] == {"unreadable_image": 3}
+
+
+def test_every_task_declares_its_builder_parameters():
+    """Each task's builder declares the keys of its [tasks.<name>.params] (so a misspelt one
+    fails when tasks.toml is loaded), and every declared key without a default is in the file."""
+    from dataclasses import MISSING, fields
+
+    from builders.registry import BuilderParams, builder_params
+
+    registry = load_registry()
+    for spec in registry.tasks.values():
+        schema = builder_params(spec)
+        assert schema is not None and issubclass(schema, BuilderParams), spec.name
+        required = {f.name for f in fields(schema)
+                    if f.default is MISSING and f.default_factory is MISSING}
+        assert required <= set(spec.params), (spec.name, required - set(spec.params))

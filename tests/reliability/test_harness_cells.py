@@ -15,10 +15,12 @@ import pytest
 
 from builders import atomic
 from harness.cli import main
-from harness.config import ConfigError, load_table
+from harness.config import load_table
+from harness.errors import ConfigError
 from harness.executor import OracleExecutor
 from harness.plan import plan_cells
-from harness.report import build_report, write_reports
+from harness.publish import write_reports
+from harness.report import build_report
 from harness.run_folder import read_cell
 from harness.runner import run_cells
 from harness.store import DAMAGED, DONE, RunStore
