@@ -109,6 +109,9 @@ print(write_checkpoint('qwen2.5-vl-3b', sys.argv[1], widths=sys.argv[2]))" "$CHE
 step doctor python -m harness.cli doctor --backbone qwen2.5-vl-3b \
     --executor-opt "source=$CHECKPOINT" --executor-opt "device=$DEVICE" \
     --json "$DEST/doctor.json" "${DOCTOR_ARGS[@]}"
+if [ "$CPU" = 0 ]; then  # the opt-in test suite at published widths (1-2 GB per checkpoint)
+    step real_widths python -m pytest -q -p no:cacheprovider -m real_widths tests/livr_core
+fi
 step dedup python bench/bench_dedup.py "${DEDUP_ARGS[@]}"
 step eval python bench/bench_eval.py --backbone qwen2.5-vl-3b --source "$CHECKPOINT" \
     "${EVAL_ARGS[@]}"

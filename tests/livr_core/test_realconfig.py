@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -303,8 +302,7 @@ def test_generation_stops_on_every_end_token_then_one_training_step(
     assert torch.equal(weight[others], embedding[others])
 
 
-@pytest.mark.skipif(not os.environ.get("LIVR_REAL_WIDTHS"),
-                    reason="opt-in: LIVR_REAL_WIDTHS=1 writes ~1-2 GB checkpoints at published widths")
+@pytest.mark.real_widths  # opt-in: `python -m pytest -m real_widths` (1-2 GB per checkpoint)
 @pytest.mark.parametrize("name", BACKBONES)
 def test_real_width_checkpoints_load_and_keep_the_bottleneck_exact(
     name: str, tmp_path: Path
